@@ -1,0 +1,130 @@
+//! The command line: clap declarations, then the checks clap cannot express.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::error::{CliError, CliResult};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "terok-shield",
+    about = "Default-deny egress firewall for Podman containers",
+    disable_version_flag = true,
+    subcommand_required = false
+)]
+pub struct Cli {
+    /// Print the version of terok-shield, podman and whether nft is present
+    #[arg(long)]
+    pub version: bool,
+    /// Override the state root (default: $TEROK_SHIELD_STATE_DIR, else $XDG_STATE_HOME/terok/shield)
+    #[arg(long, value_name = "PATH")]
+    pub state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub verb: Option<Verb>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Verb {
+    /// Show shield configuration overview
+    Status {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// List available shield profiles
+    Profiles,
+    /// Check podman environment for compatibility issues
+    CheckEnvironment {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show ruleset that would be applied
+    Preview {
+        /// Show the DOWN posture (accept + log) instead of UP
+        #[arg(long)]
+        down: bool,
+        /// With --down: show the DISENGAGED posture (nothing enforced)
+        #[arg(long)]
+        disengage: bool,
+        /// Comma-separated profiles whose addresses to seed (default: none)
+        #[arg(long, value_name = "LIST")]
+        profiles: Option<String>,
+        /// Also allow this IP, CIDR or domain (repeatable)
+        #[arg(long, value_name = "TARGET")]
+        allow: Vec<String>,
+        /// Also deny this IP, CIDR or domain (repeatable)
+        #[arg(long, value_name = "TARGET")]
+        deny: Vec<String>,
+    },
+    /// Show audit log entries
+    Logs {
+        /// Only this container's entries
+        #[arg(long, value_name = "NAME")]
+        container: Option<String>,
+        /// How many entries (the last N)
+        #[arg(short = 'n', default_value_t = 50, allow_negative_numbers = true)]
+        n: i64,
+    },
+}
+
+impl Verb {
+    fn is_run(&self) -> bool {
+        false
+    }
+}
+
+/// Split a comma-separated `--profiles` value: items trimmed, empty items dropped.
+pub fn profile_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The parsed invocation.
+#[derive(Debug)]
+pub struct Invocation {
+    pub cli: Cli,
+}
+
+/// Parse argv: split at the first `--`, let clap parse the rest, then apply the checks clap
+/// cannot express.
+pub fn parse(argv: Vec<OsString>) -> CliResult<Invocation> {
+    let (head, had_separator) = match argv.iter().position(|a| a == "--") {
+        Some(i) => (argv[..i].to_vec(), true),
+        None => (argv, false),
+    };
+    let cli = Cli::try_parse_from(head).map_err(|e| {
+        let text = e.render().to_string();
+        match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                CliError::Display(text)
+            }
+            _ => CliError::Usage(text),
+        }
+    })?;
+    if had_separator && !cli.verb.as_ref().is_some_and(Verb::is_run) && !cli.version {
+        return Err(CliError::Usage(usage_error(
+            "'--' separator is only supported by the 'run' subcommand",
+        )));
+    }
+    Ok(Invocation { cli })
+}
+
+/// Format a usage error the way clap does.
+pub fn usage_error(msg: &str) -> String {
+    Cli::command()
+        .error(clap::error::ErrorKind::ArgumentConflict, msg)
+        .render()
+        .to_string()
+}
+
+/// Top-level help text.
+pub fn help() -> String {
+    Cli::command().render_help().to_string()
+}

@@ -1,0 +1,45 @@
+//! One module per verb; [`dispatch`] routes an invocation to it.
+
+mod check_environment;
+mod logs;
+mod preview;
+mod profiles;
+mod status;
+mod version;
+
+use crate::args::{help, Invocation, Verb};
+use crate::context::Context;
+use crate::error::CliResult;
+use crate::output;
+
+pub fn dispatch(inv: Invocation) -> CliResult {
+    if inv.cli.version {
+        return version::run();
+    }
+    let Some(verb) = inv.cli.verb else {
+        return output::print(&help());
+    };
+    let ctx = Context::load(inv.cli.state_dir.as_deref())?;
+    match verb {
+        Verb::Status { json } => status::run(&ctx, json),
+        Verb::Profiles => profiles::run(&ctx),
+        Verb::CheckEnvironment { json } => check_environment::run(&ctx, json),
+        Verb::Preview {
+            down,
+            disengage,
+            profiles,
+            allow,
+            deny,
+        } => preview::run(
+            &ctx,
+            preview::Request {
+                down,
+                disengage,
+                profiles,
+                allow,
+                deny,
+            },
+        ),
+        Verb::Logs { container, n } => logs::run(&ctx, container.as_deref(), n),
+    }
+}

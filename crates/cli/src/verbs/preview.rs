@@ -1,0 +1,94 @@
+//! `preview`: the ruleset that would be applied, with default network inputs (the pasta
+//! forwarder, no ports, no gateways). With `--profiles`, `--allow` or `--deny` it also
+//! shows the seed elements of that policy; domains are listed, not resolved.
+
+use terok_shield_policy::{Action, Entry, Target, TierSet};
+use terok_shield_ruleset::{render_table, seed_statements, NetFacts, Posture, Seeds};
+
+use crate::args::profile_list;
+use crate::context::Context;
+use crate::error::{CliError, CliResult};
+use crate::output;
+
+pub struct Request {
+    pub down: bool,
+    pub disengage: bool,
+    pub profiles: Option<String>,
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+pub fn run(ctx: &Context, req: Request) -> CliResult {
+    let posture = match (req.down, req.disengage) {
+        (false, true) => return Err(CliError::Message("--disengage requires --down".into())),
+        (true, true) => Posture::Disengaged,
+        (true, false) => Posture::Down,
+        (false, false) => Posture::Up,
+    };
+    let tiers = policy(ctx, &req)?;
+    let mut text = format!(
+        "# Ruleset preview ({}):\n{}",
+        posture.label(),
+        render_table(posture, &NetFacts::preview())
+    );
+    if let Some(tiers) = tiers {
+        let eff = tiers.effective();
+        let seeds = Seeds {
+            t40_project_allow: if posture == Posture::Up {
+                eff.t40_seed(&[])
+            } else {
+                Vec::new()
+            },
+            t20_security_deny: if posture == Posture::Disengaged {
+                Vec::new()
+            } else {
+                eff.t20_seed(&[])
+            },
+            t10_override: Vec::new(),
+        };
+        for stmt in seed_statements(
+            &seeds,
+            terok_shield_ruleset::seeds::MAX_ELEMENTS_PER_STATEMENT,
+        ) {
+            text.push_str(&stmt);
+            text.push('\n');
+        }
+        let domains: Vec<&str> = eff
+            .allow_domains()
+            .into_iter()
+            .chain(eff.deny_domains())
+            .collect();
+        if !domains.is_empty() {
+            text.push_str(&format!(
+                "# {} domain(s) resolved at launch: {}\n",
+                domains.len(),
+                domains.join(", ")
+            ));
+        }
+    }
+    text.push('\n');
+    output::print(&text)
+}
+
+/// The policy the flags describe, or `None` when no flag asked for one.
+fn policy(ctx: &Context, req: &Request) -> CliResult<Option<TierSet>> {
+    if req.profiles.is_none() && req.allow.is_empty() && req.deny.is_empty() {
+        return Ok(None);
+    }
+    let names = req
+        .profiles
+        .as_deref()
+        .map(profile_list)
+        .unwrap_or_default();
+    let mut tiers = TierSet {
+        project_allow: ctx.profile_dirs().compose(&names)?,
+        ..TierSet::default()
+    };
+    for (action, targets) in [(Action::Allow, &req.allow), (Action::Deny, &req.deny)] {
+        for t in targets {
+            let entry = Entry::new(action, Target::parse(t)?);
+            terok_shield_policy::overlay::upsert(&mut tiers.live, entry);
+        }
+    }
+    Ok(Some(tiers))
+}

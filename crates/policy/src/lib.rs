@@ -1,0 +1,20 @@
+//! Pure policy model of terok-shield: no file system, no processes, no environment.
+//!
+//! * [`target`]: what an allow/deny names (address, network, domain, `localhost`), parsed strictly.
+//! * [`grammar`]: the `+`/`-` policy-line grammar and its canonical rendering.
+//! * [`tiers`]: the authored tiers plus the live overlay, and the effective policy they yield.
+//! * [`overlay`]: last-writer-wins upserts into the live overlay.
+//! * [`profiles`]: profile-name validation and composition.
+//! * [`names`]: container-name validation; [`sanitize`]: display-safe strings.
+
+pub mod grammar;
+pub mod names;
+pub mod overlay;
+pub mod profiles;
+pub mod sanitize;
+pub mod target;
+pub mod tiers;
+
+pub use grammar::{parse_policy, render_policy, Action, Entry, LineError, PolicyError};
+pub use target::{IpNet, Target, TargetError};
+pub use tiers::{Effective, Tier, TierSet};

@@ -1,0 +1,216 @@
+//! The table for each posture (ruleset.md §3-4, §6.1-6.3), rendered as `nft -f` text.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use crate::constants::{
+    SetKind, SetTier, DNS_LEARNED_TIMEOUT, HARD_DENY, NFLOG_GROUP, PASTA_HOST_LOOPBACK,
+    PREFIX_ALLOWED, PREFIX_BLOCKED, PREFIX_BYPASS, PREFIX_DENIED, PREFIX_PRIVATE, PRIVATE_RANGES,
+    REJECT, SETS, TABLE,
+};
+use crate::facts::NetFacts;
+
+/// What the output chain enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Posture {
+    /// Default deny: only the allowlist passes.
+    Up,
+    /// Default accept and log, but floors, private ranges and denies still reject.
+    Down,
+    /// Accept and log everything new; nothing enforced.
+    Disengaged,
+    /// Drop everything but loopback and established flows; no sets.
+    Quarantine,
+}
+
+impl Posture {
+    pub fn label(self) -> &'static str {
+        match self {
+            Posture::Up => "up",
+            Posture::Down => "down",
+            Posture::Disengaged => "disengaged",
+            Posture::Quarantine => "quarantine",
+        }
+    }
+}
+
+fn log(prefix: &str) -> String {
+    format!("log group {NFLOG_GROUP} prefix \"{prefix}: \"")
+}
+
+fn daddr(net: &str) -> String {
+    let family = if net.contains(':') { "ip6" } else { "ip" };
+    format!("{family} daddr {net}")
+}
+
+fn set_match(name: &str, v6: bool) -> String {
+    format!("{} daddr @{name}", if v6 { "ip6" } else { "ip" })
+}
+
+/// Rules every posture but quarantine starts with: loopback, established flows, the IPv6
+/// neighbour discovery a dual-stack container needs, DNS to the forwarder only, host ports.
+fn preamble(f: &NetFacts, out: &mut Vec<String>) {
+    out.push("oifname \"lo\" accept".into());
+    out.push("ct state established,related accept".into());
+    out.extend(neighbour_discovery_out());
+    let dns = match f.dns {
+        IpAddr::V4(a) => format!("ip daddr {a}"),
+        IpAddr::V6(a) => format!("ip6 daddr {a}"),
+    };
+    out.push(format!("udp dport 53 {dns} accept"));
+    out.push(format!("tcp dport 53 {dns} accept"));
+    for p in &f.loopback_ports {
+        if let Some(gw) = f.gateway_v4 {
+            out.push(format!("tcp dport {p} ip daddr {gw} accept"));
+        }
+        if let Some(gw) = f.gateway_v6 {
+            out.push(format!("tcp dport {p} ip6 daddr {gw} accept"));
+        }
+    }
+    for p in &f.loopback_ports {
+        out.push(format!(
+            "tcp dport {p} ip daddr {PASTA_HOST_LOOPBACK} accept"
+        ));
+    }
+}
+
+/// Neighbour discovery is link-local by construction: the kernel sends it with hop limit 255
+/// (MLD reports with 1), and a router never forwards a packet with those limits intact. The
+/// container has no CAP_NET_RAW, so it cannot forge these messages.
+fn neighbour_discovery_out() -> [String; 2] {
+    [
+        "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255 accept".into(),
+        "ip6 daddr ff02::/16 icmpv6 type { mld-listener-report, mld2-listener-report } ip6 hoplimit 1 accept".into(),
+    ]
+}
+
+fn range_rejects(ranges: &[&str], out: &mut Vec<String>) {
+    for r in ranges {
+        out.push(format!("{} {} {REJECT}", daddr(r), log(PREFIX_PRIVATE)));
+    }
+}
+
+/// One rule per set of the tier (addresses and networks, v4 and v6).
+fn tier_rules(tier: SetTier, prefix: &str, verdict: &str, out: &mut Vec<String>) {
+    for net in [false, true] {
+        for v6 in [false, true] {
+            let name = tier.set_name(v6, net);
+            out.push(format!(
+                "{} {} counter {verdict}",
+                set_match(name, v6),
+                log(prefix)
+            ));
+        }
+    }
+}
+
+fn named_rules(names: [(&str, bool); 2], prefix: &str, verdict: &str, out: &mut Vec<String>) {
+    for (name, v6) in names {
+        out.push(format!(
+            "{} {} counter {verdict}",
+            set_match(name, v6),
+            log(prefix)
+        ));
+    }
+}
+
+/// Output-chain policy and rules of a posture.
+fn output_chain(posture: Posture, f: &NetFacts) -> (&'static str, Vec<String>) {
+    let mut r = Vec::with_capacity(48);
+    match posture {
+        Posture::Up => {
+            preamble(f, &mut r);
+            range_rejects(&HARD_DENY, &mut r);
+            tier_rules(SetTier::Override, PREFIX_ALLOWED, "accept", &mut r);
+            tier_rules(SetTier::SecurityDeny, PREFIX_DENIED, REJECT, &mut r);
+            range_rejects(&PRIVATE_RANGES, &mut r);
+            tier_rules(SetTier::ProviderAllow, PREFIX_ALLOWED, "accept", &mut r);
+            tier_rules(SetTier::ProjectAllow, PREFIX_ALLOWED, "accept", &mut r);
+            named_rules(
+                [("t40_dns_v4", false), ("t40_dns_v6", true)],
+                PREFIX_ALLOWED,
+                "accept",
+                &mut r,
+            );
+            named_rules(
+                [("bypass_window_v4", false), ("bypass_window_v6", true)],
+                PREFIX_BYPASS,
+                "accept",
+                &mut r,
+            );
+            r.push(format!("{} counter {REJECT}", log(PREFIX_BLOCKED)));
+            ("drop", r)
+        }
+        Posture::Down => {
+            preamble(f, &mut r);
+            range_rejects(&HARD_DENY, &mut r);
+            tier_rules(SetTier::Override, PREFIX_BYPASS, "accept", &mut r);
+            tier_rules(SetTier::SecurityDeny, PREFIX_DENIED, REJECT, &mut r);
+            range_rejects(&PRIVATE_RANGES, &mut r);
+            r.push(format!("ct state new {} counter", log(PREFIX_BYPASS)));
+            ("accept", r)
+        }
+        Posture::Disengaged => {
+            preamble(f, &mut r);
+            r.push(format!("ct state new {} counter", log(PREFIX_BYPASS)));
+            ("accept", r)
+        }
+        Posture::Quarantine => {
+            r.push("oifname \"lo\" accept".into());
+            r.push("ct state established,related accept".into());
+            r.push(format!("{} drop", log(PREFIX_BLOCKED)));
+            ("drop", r)
+        }
+    }
+}
+
+/// Input chain, the same in every posture: nothing new comes in but neighbour discovery.
+fn input_rules() -> Vec<String> {
+    vec![
+        "iifname \"lo\" accept".into(),
+        "ct state established,related accept".into(),
+        "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert } ip6 hoplimit 255 accept".into(),
+        "drop".into(),
+    ]
+}
+
+fn set_declaration(def: &crate::constants::SetDef) -> String {
+    let ty = if def.v6 { "ipv6_addr" } else { "ipv4_addr" };
+    let rest = match def.kind {
+        SetKind::Addr => String::new(),
+        SetKind::Net => " flags interval;".into(),
+        SetKind::Learned => format!(" flags timeout; timeout {DNS_LEARNED_TIMEOUT};"),
+        SetKind::Window => " flags interval, timeout;".into(),
+    };
+    format!("set {} {{ type {ty};{rest} }}", def.name)
+}
+
+/// The `table inet terok_shield { … }` text of a posture. Quarantine declares no sets.
+pub fn render_table(posture: Posture, facts: &NetFacts) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    let _ = writeln!(out, "table {TABLE} {{");
+    if posture != Posture::Quarantine {
+        for def in &SETS {
+            let _ = writeln!(out, "    {}", set_declaration(def));
+        }
+        out.push('\n');
+    }
+    let (policy, rules) = output_chain(posture, facts);
+    chain(&mut out, "output", policy, &rules);
+    out.push('\n');
+    chain(&mut out, "input", "drop", &input_rules());
+    out.push_str("}\n");
+    out
+}
+
+fn chain(out: &mut String, name: &str, policy: &str, rules: &[String]) {
+    let _ = writeln!(out, "    chain {name} {{");
+    let _ = writeln!(
+        out,
+        "        type filter hook {name} priority filter; policy {policy};"
+    );
+    for rule in rules {
+        let _ = writeln!(out, "        {rule}");
+    }
+    out.push_str("    }\n");
+}

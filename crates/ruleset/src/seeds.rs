@@ -1,0 +1,159 @@
+//! `add element` statements for the authored addresses of a bundle (ruleset.md §5).
+
+use terok_shield_policy::IpNet;
+
+use crate::constants::{SetTier, TABLE};
+
+/// At most this many elements per `add element` statement, so a loader can split a long
+/// seed into transactions a user namespace accepts.
+pub const MAX_ELEMENTS_PER_STATEMENT: usize = 1000;
+
+/// Authored elements per tier. Nothing here ever expires.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seeds {
+    pub t10_override: Vec<IpNet>,
+    pub t20_security_deny: Vec<IpNet>,
+    pub t40_project_allow: Vec<IpNet>,
+}
+
+impl Seeds {
+    pub fn is_empty(&self) -> bool {
+        self.t10_override.is_empty()
+            && self.t20_security_deny.is_empty()
+            && self.t40_project_allow.is_empty()
+    }
+}
+
+/// Statements for every non-empty set, t40 first, then t10, then t20. Single addresses go to
+/// the tier's plain sets, networks to its interval sets (nested networks collapsed into
+/// the outermost, since an interval set refuses overlapping elements).
+pub fn seed_statements(seeds: &Seeds, max_per_statement: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for (tier, elements) in [
+        (SetTier::ProjectAllow, &seeds.t40_project_allow),
+        (SetTier::Override, &seeds.t10_override),
+        (SetTier::SecurityDeny, &seeds.t20_security_deny),
+    ] {
+        for v6 in [false, true] {
+            let mut hosts: Vec<IpNet> = Vec::new();
+            let mut nets: Vec<IpNet> = Vec::new();
+            for e in elements.iter().filter(|e| e.is_ipv4() != v6) {
+                if e.is_host() {
+                    hosts.push(*e);
+                } else {
+                    nets.push(*e);
+                }
+            }
+            let mut seen = std::collections::HashSet::with_capacity(hosts.len());
+            hosts.retain(|h| seen.insert(*h));
+            statements(
+                tier.set_name(v6, false),
+                &hosts,
+                max_per_statement,
+                &mut out,
+            );
+            statements(
+                tier.set_name(v6, true),
+                &outermost(nets),
+                max_per_statement,
+                &mut out,
+            );
+        }
+    }
+    out
+}
+
+fn statements(set: &str, elements: &[IpNet], max: usize, out: &mut Vec<String>) {
+    for chunk in elements.chunks(max.max(1)) {
+        let list = chunk
+            .iter()
+            .map(IpNet::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(format!("add element {TABLE} {set} {{ {list} }}"));
+    }
+}
+
+/// Networks of one family with every network that another one contains removed. CIDRs are
+/// either nested or disjoint, so after sorting by (start, prefix) a network is covered
+/// exactly when the last kept one contains it.
+pub fn outermost(mut nets: Vec<IpNet>) -> Vec<IpNet> {
+    nets.sort_by_key(|n| (n.addr(), n.prefix()));
+    let mut kept: Vec<IpNet> = Vec::with_capacity(nets.len());
+    for n in nets {
+        if kept.last().is_some_and(|k| k.contains(&n)) {
+            continue;
+        }
+        kept.push(n);
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(s: &[&str]) -> Vec<IpNet> {
+        s.iter().filter_map(|x| x.parse().ok()).collect()
+    }
+
+    #[test]
+    fn hosts_and_networks_go_to_their_own_sets() {
+        let seeds = Seeds {
+            t40_project_allow: nets(&[
+                "198.51.100.1",
+                "198.51.100.0/24",
+                "198.51.100.1",
+                "2001:db8::1",
+                "10.1.0.0/16",
+                "10.0.0.0/8",
+            ]),
+            t10_override: nets(&["10.222.222.10"]),
+            t20_security_deny: nets(&["2001:db8::/32"]),
+        };
+        assert_eq!(
+            seed_statements(&seeds, 1000),
+            [
+                "add element inet terok_shield t40_project_allow_v4 { 198.51.100.1 }",
+                "add element inet terok_shield t40_project_allow_net_v4 { 10.0.0.0/8, 198.51.100.0/24 }",
+                "add element inet terok_shield t40_project_allow_v6 { 2001:db8::1 }",
+                "add element inet terok_shield t10_override_v4 { 10.222.222.10 }",
+                "add element inet terok_shield t20_security_deny_net_v6 { 2001:db8::/32 }",
+            ]
+        );
+    }
+
+    #[test]
+    fn long_seeds_are_split() {
+        let many: Vec<IpNet> = (0..2500u32)
+            .map(|i| IpNet::host(std::net::Ipv4Addr::from(0xC633_0000 + i).into()))
+            .collect();
+        let stmts = seed_statements(
+            &Seeds {
+                t40_project_allow: many,
+                ..Seeds::default()
+            },
+            1000,
+        );
+        assert_eq!(stmts.len(), 3);
+        assert_eq!(
+            stmts
+                .iter()
+                .map(|s| s.matches(", ").count() + 1)
+                .sum::<usize>(),
+            2500
+        );
+    }
+
+    #[test]
+    fn nested_networks_collapse() {
+        let kept = outermost(nets(&[
+            "10.1.2.0/24",
+            "10.0.0.0/8",
+            "10.1.0.0/16",
+            "11.0.0.0/8",
+            "11.0.0.0/8",
+        ]));
+        assert_eq!(kept, nets(&["10.0.0.0/8", "11.0.0.0/8"]));
+    }
+}

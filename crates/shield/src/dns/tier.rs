@@ -1,0 +1,178 @@
+//! DNS tier detection (dns.md §1): dnsmasq with nftset > dnsmasq > dig/drill > getent.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::{exec, tools};
+
+/// How domain allowlists reach the allow sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DnsTier {
+    /// dnsmasq fills the sets from each answer (`--nftset`).
+    DnsmasqLive,
+    /// dnsmasq serves and sinkholes; addresses are resolved once at launch.
+    DnsmasqStatic,
+    /// `dig` or `drill` at launch.
+    Lookup,
+    /// `getent` at launch.
+    Getent,
+}
+
+impl DnsTier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsTier::DnsmasqLive => "dnsmasq-live",
+            DnsTier::DnsmasqStatic => "dnsmasq-static",
+            DnsTier::Lookup => "lookup",
+            DnsTier::Getent => "getent",
+        }
+    }
+
+    /// Read a `dns.tier` value; retired names map to their successors.
+    pub fn parse(s: &str) -> Option<DnsTier> {
+        match s.trim() {
+            "dnsmasq-live" | "dnsmasq" => Some(DnsTier::DnsmasqLive),
+            "dnsmasq-static" => Some(DnsTier::DnsmasqStatic),
+            "lookup" | "dig" => Some(DnsTier::Lookup),
+            "getent" => Some(DnsTier::Getent),
+            _ => None,
+        }
+    }
+
+    pub fn live(self) -> bool {
+        self == DnsTier::DnsmasqLive
+    }
+
+    pub fn runs_dnsmasq(self) -> bool {
+        matches!(self, DnsTier::DnsmasqLive | DnsTier::DnsmasqStatic)
+    }
+
+    /// What a degraded tier loses; empty for the live tier.
+    pub fn hint(self) -> &'static str {
+        match self {
+            DnsTier::DnsmasqLive => "",
+            DnsTier::DnsmasqStatic => "dnsmasq lacks nftset support, so allowlisted names are resolved once at launch and address rotation is not followed. A dnsmasq built with nftset restores live following.",
+            DnsTier::Lookup => "no usable dnsmasq, so allowlisted names are resolved once at launch with dig/drill, address rotation is not followed and block events carry addresses only. A dnsmasq built with nftset restores both.",
+            DnsTier::Getent => "no usable dnsmasq and no dig/drill, so allowlisted names are resolved once at launch with getent, address rotation is not followed and block events carry addresses only. A dnsmasq built with nftset restores both.",
+        }
+    }
+}
+
+/// The outcome of detection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detection {
+    pub tier: DnsTier,
+    /// The launch choice: the symbolic `dnsmasq` (looked up on PATH at each launch) or the
+    /// configured absolute path; `None` when no usable dnsmasq was found.
+    pub dnsmasq_command: Option<String>,
+    /// A dnsmasq that AppArmor keeps from reading the state dir.
+    pub apparmor_blocked: Option<PathBuf>,
+}
+
+/// Locate dnsmasq: the configured path (which must be an executable file), else `dnsmasq`
+/// on PATH. Returns the launch choice and the binary it names now.
+pub fn locate_dnsmasq(configured: Option<&Path>) -> Result<Option<(String, PathBuf)>> {
+    match configured {
+        Some(p) if p.is_absolute() && tools::is_executable(p) => {
+            Ok(Some((p.display().to_string(), p.to_path_buf())))
+        }
+        Some(p) => Err(Error::Setup(format!(
+            "dnsmasq_path {} is not an executable file.",
+            p.display()
+        ))),
+        None => Ok(tools::find("dnsmasq").map(|b| ("dnsmasq".to_string(), b))),
+    }
+}
+
+/// Detect the tier. `probe_dir` is the state dir to run the AppArmor probe in (skipped when
+/// `None` or missing: never downgrade on a guess).
+pub fn detect(configured_dnsmasq: Option<&Path>, probe_dir: Option<&Path>) -> Result<Detection> {
+    let mut apparmor_blocked = None;
+    if let Some((command, binary)) = locate_dnsmasq(configured_dnsmasq)? {
+        if apparmor_allows(&binary, probe_dir) {
+            let tier = if has_nftset(&binary) {
+                DnsTier::DnsmasqLive
+            } else {
+                DnsTier::DnsmasqStatic
+            };
+            return Ok(Detection {
+                tier,
+                dnsmasq_command: Some(command),
+                apparmor_blocked: None,
+            });
+        }
+        apparmor_blocked = Some(binary);
+    }
+    let tier = if tools::find("dig").is_some() || tools::find("drill").is_some() {
+        DnsTier::Lookup
+    } else {
+        DnsTier::Getent
+    };
+    Ok(Detection {
+        tier,
+        dnsmasq_command: None,
+        apparmor_blocked,
+    })
+}
+
+/// `--version` lists `nftset` (and not `no-nftset`) among the compile-time options.
+fn has_nftset(binary: &Path) -> bool {
+    exec::run(binary, &["--version"], Duration::from_secs(10)).is_ok_and(|o| {
+        let words: Vec<&str> = o.stdout.split_whitespace().collect();
+        words.contains(&"nftset") && !words.contains(&"no-nftset")
+    })
+}
+
+/// Ask dnsmasq to read a probe file in the state dir. Blocked only when it fails with
+/// "permission denied"; any other outcome counts as usable.
+fn apparmor_allows(binary: &Path, probe_dir: Option<&Path>) -> bool {
+    let Some(dir) = probe_dir.filter(|d| d.is_dir()) else {
+        return true;
+    };
+    let probe = dir.join("dnsmasq.apparmor-probe.conf");
+    if std::fs::write(&probe, "# terok-shield AppArmor probe\n").is_err() {
+        return true;
+    }
+    let arg = format!("--conf-file={}", probe.display());
+    let result = exec::run(binary, &["--test", &arg], Duration::from_secs(10));
+    let _ = std::fs::remove_file(&probe);
+    !matches!(result, Ok(o) if o.status != 0 && o.stderr.to_ascii_lowercase().contains("permission denied"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tier_names() {
+        for t in [
+            DnsTier::DnsmasqLive,
+            DnsTier::DnsmasqStatic,
+            DnsTier::Lookup,
+            DnsTier::Getent,
+        ] {
+            assert_eq!(DnsTier::parse(t.as_str()), Some(t));
+            assert_eq!(t.hint().is_empty(), t.live());
+        }
+        assert_eq!(DnsTier::parse("dig"), Some(DnsTier::Lookup));
+        assert_eq!(DnsTier::parse("dnsmasq"), Some(DnsTier::DnsmasqLive));
+        assert_eq!(DnsTier::parse("bogus"), None);
+    }
+
+    #[test]
+    fn a_configured_dnsmasq_must_be_executable() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let plain = dir.path().join("dnsmasq");
+        std::fs::write(&plain, "").unwrap_or_else(|e| panic!("{e}"));
+        let e = locate_dnsmasq(Some(&plain)).err().map(|e| e.to_string());
+        assert_eq!(
+            e,
+            Some(format!(
+                "dnsmasq_path {} is not an executable file.",
+                plain.display()
+            ))
+        );
+        assert!(locate_dnsmasq(Some(Path::new("relative/dnsmasq"))).is_err());
+    }
+}
