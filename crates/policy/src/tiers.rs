@@ -156,14 +156,18 @@ impl Effective {
     /// t40 seed: resolved allow addresses, then allow IP literals, minus anything a denied
     /// address or network covers.
     pub fn t40_seed(&self, resolved: &[IpNet]) -> Vec<IpNet> {
-        let deny = self.deny_ips();
+        // Single-address denies in a hash set, so large allow and deny lists stay linear.
+        let (hosts, nets): (Vec<IpNet>, Vec<IpNet>) =
+            self.deny_ips().into_iter().partition(IpNet::is_host);
+        let hosts: HashSet<IpNet> = hosts.into_iter().collect();
+        let denied = |n: &IpNet| hosts.contains(n) || nets.iter().any(|d| d.contains(n));
         let literals = self.allows.iter().filter_map(Target::as_net);
         unique(
             resolved
                 .iter()
                 .copied()
                 .chain(literals)
-                .filter(|n| !deny.iter().any(|d| d.contains(n))),
+                .filter(|n| !denied(n)),
         )
     }
 
