@@ -4,6 +4,7 @@
 //! adds what touches the host: directory roots, `config.yml`, profile files, host-tool
 //! lookup, subprocesses with timeouts, and the environment check.
 
+pub mod bundle;
 pub mod config;
 pub mod dns;
 pub mod envcheck;

@@ -1,0 +1,3 @@
+//! The per-container state bundle (state-and-config.md §4).
+
+pub mod policy;
