@@ -37,6 +37,12 @@ impl NetFacts {
         }
     }
 
+    /// The same facts with host TCP `ports` reachable (zero is not a port and is skipped).
+    pub fn with_loopback_ports(mut self, ports: &[u16]) -> Self {
+        self.loopback_ports = ports.iter().copied().filter_map(NonZeroU16::new).collect();
+        self
+    }
+
     /// The facts `preview` shows: the pasta forwarder, no ports, no gateways.
     pub fn preview() -> Self {
         Self::pasta()

@@ -166,6 +166,34 @@ impl Checker<'_> {
         (hard_last, private_first)
     }
 
+    /// The floors of an enforcing posture (UP, DOWN): every hard-deny and private range is
+    /// rejected, the hard-deny floor precedes the override tier, and all four deny-tier sets
+    /// reject. Returns the index of the first private-range reject.
+    fn enforcing_floor(&mut self) -> Option<usize> {
+        let (hard_last, private_first) = self.ranges_rejected();
+        let t10_first = self.first(|r| uses(r, "t10_"));
+        self.require(t10_first.is_some(), || {
+            "the override tier's rules are missing".into()
+        });
+        self.before(
+            hard_last,
+            t10_first,
+            "the hard-deny floor is not above the override tier",
+        );
+        let t20_rejects = self
+            .output()
+            .iter()
+            .filter(|r| uses(r, "t20_") && r.contains("reject"))
+            .count();
+        self.require(t20_rejects == 4, || "the deny tier does not reject".into());
+        private_first
+    }
+
+    fn bypass_logged(&mut self) {
+        let logged = self.first(|r| r.contains(PREFIX_BYPASS)).is_some();
+        self.require(logged, || "no TEROK_SHIELD_BYPASS log rule".into());
+    }
+
     fn before(&mut self, a: Option<usize>, b: Option<usize>, what: &str) {
         if let (Some(a), Some(b)) = (a, b) {
             self.require(a < b, || what.to_string());
@@ -195,28 +223,20 @@ pub fn verify(posture: Posture, text: &str) -> Result<(), VerifyError> {
     match posture {
         Posture::Up => {
             c.all_sets();
-            let n = c.output().len();
             let terminal = c.output().last().is_some_and(|r| {
                 r.starts_with("log ")
                     && r.contains(PREFIX_BLOCKED)
                     && r.contains("reject with icmpx admin-prohibited")
             });
-            c.require(n > 0 && terminal, || {
+            c.require(terminal, || {
                 "the last output rule is not the logged admin-prohibited reject".into()
             });
-            let (hard_last, private_first) = c.ranges_rejected();
-            let t10_first = c.first(|r| uses(r, "t10_"));
+            let private_first = c.enforcing_floor();
             let t20_last = c.last(|r| uses(r, "t20_"));
             let allow_first = c.first(|r| uses(r, "t30_") || uses(r, "t40_"));
-            c.require(
-                t10_first.is_some() && t20_last.is_some() && allow_first.is_some(),
-                || "a tier's set rule is missing".into(),
-            );
-            c.before(
-                hard_last,
-                t10_first,
-                "the hard-deny floor is not above the override tier",
-            );
+            c.require(allow_first.is_some(), || {
+                "the allow tiers' rules are missing".into()
+            });
             c.before(
                 t20_last,
                 allow_first,
@@ -227,37 +247,15 @@ pub fn verify(posture: Posture, text: &str) -> Result<(), VerifyError> {
                 allow_first,
                 "the private-range rejects are not above the allow tiers",
             );
-            let t20_rejects = c
-                .output()
-                .iter()
-                .filter(|r| uses(r, "t20_") && r.contains("reject"))
-                .count();
-            c.require(t20_rejects == 4, || "the deny tier does not reject".into());
         }
         Posture::Down => {
             c.all_sets();
-            c.require(c.first(|r| r.contains(PREFIX_BYPASS)).is_some(), || {
-                "no TEROK_SHIELD_BYPASS log rule".into()
-            });
-            let (hard_last, _) = c.ranges_rejected();
-            let t10_first = c.first(|r| uses(r, "t10_"));
-            c.before(
-                hard_last,
-                t10_first,
-                "the hard-deny floor is not above the override tier",
-            );
-            let t20_rejects = c
-                .output()
-                .iter()
-                .filter(|r| uses(r, "t20_") && r.contains("reject"))
-                .count();
-            c.require(t20_rejects == 4, || "the deny tier does not reject".into());
+            c.bypass_logged();
+            c.enforcing_floor();
         }
         Posture::Disengaged => {
             c.all_sets();
-            c.require(c.first(|r| r.contains(PREFIX_BYPASS)).is_some(), || {
-                "no TEROK_SHIELD_BYPASS log rule".into()
-            });
+            c.bypass_logged();
             let rejects = c
                 .first(|r| r.contains("reject") || r.trim_end().ends_with("drop"))
                 .is_some();

@@ -2,8 +2,6 @@
 //! on what the generator produced. The same texts are loaded with the real `nft` by the
 //! shield crate's netns tests.
 
-use std::num::NonZeroU16;
-
 use terok_shield_policy::IpNet;
 use terok_shield_ruleset::{
     classify, render_table, ruleset_nft, verify, NetFacts, Posture, Seeds, ShieldState,
@@ -17,12 +15,7 @@ const POSTURES: [Posture; 4] = [
 ];
 
 fn slirp_with_ports() -> NetFacts {
-    let mut f = NetFacts::slirp4netns();
-    f.loopback_ports = [8080, 9000]
-        .into_iter()
-        .filter_map(NonZeroU16::new)
-        .collect();
-    f
+    NetFacts::slirp4netns().with_loopback_ports(&[8080, 9000])
 }
 
 #[test]
