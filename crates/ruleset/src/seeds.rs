@@ -24,10 +24,11 @@ impl Seeds {
     }
 }
 
-/// Statements for every non-empty set, t40 first, then t10, then t20. Single addresses go to
-/// the tier's plain sets, networks to its interval sets (nested networks collapsed into
-/// the outermost, since an interval set refuses overlapping elements).
-pub fn seed_statements(seeds: &Seeds, max_per_statement: usize) -> Vec<String> {
+/// The elements of every seeded set, in statement order (t40, t10, t20; per family single
+/// addresses then networks). Single addresses go to the tier's plain sets, networks to its
+/// interval sets (nested networks collapsed into the outermost, since an interval set
+/// refuses overlapping elements).
+pub fn set_elements(seeds: &Seeds) -> Vec<(&'static str, Vec<IpNet>)> {
     let mut out = Vec::new();
     for (tier, elements) in [
         (SetTier::ProjectAllow, &seeds.t40_project_allow),
@@ -46,19 +47,32 @@ pub fn seed_statements(seeds: &Seeds, max_per_statement: usize) -> Vec<String> {
             }
             let mut seen = std::collections::HashSet::with_capacity(hosts.len());
             hosts.retain(|h| seen.insert(*h));
-            statements(
-                tier.set_name(v6, false),
-                &hosts,
-                max_per_statement,
-                &mut out,
-            );
-            statements(
-                tier.set_name(v6, true),
-                &outermost(nets),
-                max_per_statement,
-                &mut out,
-            );
+            out.push((tier.set_name(v6, false), hosts));
+            out.push((tier.set_name(v6, true), outermost(nets)));
         }
+    }
+    out
+}
+
+/// How many elements each seeded set should hold.
+pub fn expected_counts(seeds: &Seeds) -> Vec<(&'static str, usize)> {
+    set_elements(seeds)
+        .into_iter()
+        .map(|(set, elements)| (set, elements.len()))
+        .collect()
+}
+
+/// `add element` statements for every non-empty set, at most `max_addresses` elements per
+/// statement into a plain set and `max_networks` into an interval set.
+pub fn seed_statements(seeds: &Seeds, max_addresses: usize, max_networks: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for (set, elements) in set_elements(seeds) {
+        let max = if set.contains("_net_") {
+            max_networks
+        } else {
+            max_addresses
+        };
+        statements(set, &elements, max, &mut out);
     }
     out
 }
@@ -112,7 +126,7 @@ mod tests {
             t20_security_deny: nets(&["2001:db8::/32"]),
         };
         assert_eq!(
-            seed_statements(&seeds, 1000),
+            seed_statements(&seeds, 1000, 1000),
             [
                 "add element inet terok_shield t40_project_allow_v4 { 198.51.100.1 }",
                 "add element inet terok_shield t40_project_allow_net_v4 { 10.0.0.0/8, 198.51.100.0/24 }",
@@ -133,6 +147,7 @@ mod tests {
                 t40_project_allow: many,
                 ..Seeds::default()
             },
+            1000,
             1000,
         );
         assert_eq!(stmts.len(), 3);

@@ -248,7 +248,7 @@ fn down_disengaged_and_quarantine_behave_as_specified() {
         t20_security_deny: vec![net(HOST_DENIED_V4)],
         ..Seeds::default()
     };
-    let seeds_text = |s: &Seeds| terok_shield_ruleset::seed_statements(s, 1000).join("\n");
+    let seeds_text = |s: &Seeds| terok_shield_ruleset::seed_statements(s, 1000, 1000).join("\n");
 
     lab.client
         .nft_load(&format!(

@@ -46,10 +46,8 @@ pub fn run(ctx: &Context, req: Request) -> CliResult {
             },
             t10_override: Vec::new(),
         };
-        for stmt in seed_statements(
-            &seeds,
-            terok_shield_ruleset::seeds::MAX_ELEMENTS_PER_STATEMENT,
-        ) {
+        let max = terok_shield_ruleset::seeds::MAX_ELEMENTS_PER_STATEMENT;
+        for stmt in seed_statements(&seeds, max, max) {
             text.push_str(&stmt);
             text.push('\n');
         }

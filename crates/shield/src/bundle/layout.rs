@@ -1,0 +1,73 @@
+//! File names of a bundle and small readers for its one-value files.
+
+use std::path::{Path, PathBuf};
+
+use terok_shield_policy::IpNet;
+
+use crate::error::{Error, Result};
+
+pub const RULESET: &str = "ruleset.nft";
+pub const UPSTREAM_DNS: &str = "upstream.dns";
+pub const DNS_TIER: &str = "dns.tier";
+pub const DNSMASQ_COMMAND: &str = "dnsmasq.command";
+pub const NETWORK_MODE: &str = "network.mode";
+pub const LOOPBACK_PORTS: &str = "loopback.ports";
+pub const RESOLVED_IPS: &str = "resolved.ips";
+pub const OVERRIDE_RESOLVED: &str = "override_resolved.ips";
+pub const DENY_RESOLVED: &str = "deny_resolved.ips";
+pub const RESOLV_CONF: &str = "resolv.conf";
+pub const CONTAINER_ID: &str = "container.id";
+pub const HOOK_ERROR_LOG: &str = "hook-error.log";
+pub const AUDIT_LOG: &str = "audit.jsonl";
+pub const META_PATH: &str = "meta_path";
+pub const LOCK: &str = ".lock";
+
+/// A bundle directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bundle {
+    pub dir: PathBuf,
+}
+
+impl Bundle {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Bundle { dir: dir.into() }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// A one-line file's trimmed content; `None` when missing.
+    pub fn read_value(&self, name: &str) -> Result<Option<String>> {
+        let p = self.path(name);
+        match std::fs::read_to_string(&p) {
+            Ok(s) => Ok(Some(s.trim().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(p, e)),
+        }
+    }
+
+    /// An address cache: one address or network per line. A line that is not one is an
+    /// error (these files are ours; a garbled one must not silently drop a deny).
+    pub fn read_addresses(&self, name: &str) -> Result<Vec<IpNet>> {
+        let p = self.path(name);
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(p, e)),
+        };
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                l.parse::<IpNet>()
+                    .map_err(|e| Error::Setup(format!("{}: {e}", p.display())))
+            })
+            .collect()
+    }
+}
+
+/// True when `path` is `dir` or lies below it (component-wise).
+pub fn is_under(path: &Path, dir: &Path) -> bool {
+    path.starts_with(dir)
+}

@@ -1,0 +1,105 @@
+//! The nft hook (hooks.md §5): fail-closed. Any error here aborts the container start.
+
+use terok_shield_policy::sanitize::quoted;
+use terok_shield_ruleset::Posture;
+
+use super::envboot::HookEnv;
+use super::log::HookLog;
+use super::oci_state::OciState;
+use super::{statedir, Stage};
+use crate::bundle::layout::{Bundle, CONTAINER_ID, RULESET};
+use crate::bundle::seeds;
+use crate::nft::Nft;
+use crate::{netns, tools, BUNDLE_VERSION};
+
+pub fn run(stage: Stage, input: &[u8], env: &HookEnv, log: &mut HookLog) -> Result<(), String> {
+    let state = OciState::parse(input)?;
+    let euid = crate::paths::effective_uid().unwrap_or(u32::MAX);
+    let dir = statedir::validate(state.annotation("terok.shield.state_dir"), euid)?;
+    log.attach(&dir);
+    let bundle = Bundle::new(dir);
+    match stage {
+        Stage::CreateRuntime => create_runtime(&state, &bundle, env),
+        Stage::Poststop => Ok(()),
+    }
+}
+
+fn create_runtime(state: &OciState, bundle: &Bundle, env: &HookEnv) -> Result<(), String> {
+    let want = BUNDLE_VERSION.to_string();
+    match state.annotation("terok.shield.version") {
+        Some(v) if v == want => {}
+        other => {
+            return Err(format!(
+                "bundle version {} does not match this hook's {want}: re-create the container with this terok-shield (or re-run 'terok-shield setup' if the hooks are older than the package)",
+                other.map_or_else(|| "(missing)".to_string(), quoted)
+            ))
+        }
+    }
+    let pid = state.pid.ok_or("OCI state has no pid")?;
+    write_container_id(bundle, &state.id)?;
+    let text = std::fs::read_to_string(bundle.path(RULESET))
+        .map_err(|e| format!("cannot read {}: {e}", bundle.path(RULESET).display()))?;
+    let table = table_part(&text)?;
+    let seeds = seeds::derive(bundle).map_err(|e| e.to_string())?;
+    let bin =
+        tools::find_in("nft", Some(&env.path)).ok_or("nft not found on PATH: install nftables")?;
+    let nft = Nft::at(bin).with_env(env.child_env());
+    netns::enter_net_of(pid).map_err(|e| e.to_string())?;
+    nft.load(table, &seeds, Posture::Up)
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The table of `ruleset.nft`: everything before the seed statements. Every line after the
+/// table must be one of our `add element` statements; anything else means the file was
+/// tampered with or truncated, and the start is refused.
+pub fn table_part(text: &str) -> Result<&str, String> {
+    let end = text.find("\nadd element ").map_or(text.len(), |i| i + 1);
+    let (table, rest) = text.split_at(end);
+    for line in rest.lines().filter(|l| !l.trim().is_empty()) {
+        if !line.starts_with("add element inet terok_shield ") {
+            return Err(format!(
+                "ruleset.nft is corrupted: unexpected line {}",
+                quoted(line)
+            ));
+        }
+    }
+    if !table.trim_start().starts_with("table inet terok_shield {")
+        || !table.trim_end().ends_with('}')
+    {
+        return Err("ruleset.nft is corrupted: it does not hold the terok_shield table".into());
+    }
+    Ok(table)
+}
+
+fn write_container_id(bundle: &Bundle, id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Ok(());
+    }
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!("OCI state id {} is not alphanumeric", quoted(id)));
+    }
+    let short: String = id.chars().take(12).collect();
+    crate::fsutil::write_atomic(
+        &bundle.path(CONTAINER_ID),
+        format!("{short}\n").as_bytes(),
+        0o600,
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_and_seed_sections() {
+        let ok = "table inet terok_shield {\n}\nadd element inet terok_shield t40_project_allow_v4 { 1.2.3.4 }\n";
+        assert_eq!(table_part(ok), Ok("table inet terok_shield {\n}\n"));
+        assert!(table_part("table inet terok_shield {\n}\n").is_ok());
+        assert!(table_part("table inet terok_shield {\n}\nadd element inet terok_shield x { 1.1.1.1 }\nflush ruleset\n").is_err());
+        assert!(table_part("table inet terok_shield {\n").is_err());
+        assert!(table_part("").is_err());
+        assert!(table_part("flush ruleset\n").is_err());
+    }
+}

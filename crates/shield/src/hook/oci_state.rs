@@ -1,0 +1,92 @@
+//! The OCI state a runtime passes on stdin: `id`, `pid`, `annotations`. Unknown fields are
+//! ignored; what we read must have the right type.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// The parts of the OCI state the hooks use.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OciState {
+    pub id: String,
+    pub pid: Option<u32>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl OciState {
+    pub fn parse(bytes: &[u8]) -> Result<OciState, String> {
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("bad OCI state: not JSON ({e})"))?;
+        let Value::Object(map) = value else {
+            return Err("bad OCI state: not a JSON object".into());
+        };
+        let id = match map.get("id") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err("bad OCI state: id is not a string".into()),
+        };
+        let pid = match map.get("pid") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(
+                n.as_u64()
+                    .and_then(|p| u32::try_from(p).ok())
+                    .filter(|p| *p > 0)
+                    .ok_or("bad OCI state: pid is not a positive integer")?,
+            ),
+            Some(_) => return Err("bad OCI state: pid is not a number".into()),
+        };
+        let mut annotations = BTreeMap::new();
+        match map.get("annotations") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(a)) => {
+                for (k, v) in a {
+                    let Value::String(s) = v else {
+                        return Err(format!("bad OCI state: annotation {k:?} is not a string"));
+                    };
+                    annotations.insert(k.clone(), s.clone());
+                }
+            }
+            Some(_) => return Err("bad OCI state: annotations is not an object".into()),
+        }
+        Ok(OciState {
+            id,
+            pid,
+            annotations,
+        })
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.get(key).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects() {
+        let s = OciState::parse(br#"{"ociVersion":"1.0.2","id":"abc","pid":42,"status":"created","annotations":{"k":"v"}}"#);
+        assert_eq!(
+            s.map(|s| (s.id, s.pid, s.annotations.len())),
+            Ok(("abc".into(), Some(42), 1))
+        );
+        assert_eq!(OciState::parse(b"{}").map(|s| s.pid), Ok(None));
+        for bad in [
+            &b"not json"[..],
+            b"[]",
+            b"{\"annotations\": []}",
+            b"{\"annotations\": {\"k\": 1}}",
+            b"{\"pid\": -1}",
+            b"{\"pid\": \"1\"}",
+            b"{\"id\": 5}",
+            b"{\"pid\": 0}",
+        ] {
+            assert!(
+                OciState::parse(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
