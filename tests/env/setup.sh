@@ -45,6 +45,9 @@ TEST_UID=$(id -u "$TEST_USER")
 grep -q "^$TEST_USER:" /etc/subuid || usermod --add-subuids 200000-265535 "$TEST_USER"
 grep -q "^$TEST_USER:" /etc/subgid || usermod --add-subgids 200000-265535 "$TEST_USER"
 chmod 0666 /dev/net/tun
+# `setup --root` through sudo, as the test user: only `install` and `rm`, no password.
+printf '%s ALL=(root) NOPASSWD: /usr/bin/install, /usr/bin/rm\n' "$TEST_USER" > /etc/sudoers.d/terok-shield-test
+chmod 0440 /etc/sudoers.d/terok-shield-test
 mkdir -p "/run/user/$TEST_UID" && chown "$TEST_USER:" "/run/user/$TEST_UID" && chmod 0700 "/run/user/$TEST_UID"
 loginctl enable-linger "$TEST_USER" >/dev/null 2>&1 || true
 
@@ -64,6 +67,7 @@ events_logger = "file"
 
 [network]
 network_backend = "netavark"
+default_network = "tshield-dual"
 CONF
 chmod 0644 "$CONF_DIR/containers.conf"
 cat > "$CONF_DIR/env" <<ENV
@@ -74,8 +78,27 @@ TEROK_SHIELD_TEST_NETWORK=$NETWORK
 TEROK_SHIELD_TEST_HOSTS_NS=$NS
 ENV
 export CONTAINERS_CONF=$CONF_DIR/containers.conf
-as_user() { runuser -u "$TEST_USER" -- env -i HOME="$(getent passwd "$TEST_USER" | cut -d: -f6)" USER="$TEST_USER" \
-    PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin XDG_RUNTIME_DIR="/run/user/$TEST_UID" CONTAINERS_CONF="$CONTAINERS_CONF" "$@"; }
+# The test user's podman reads its own containers.conf (CONTAINERS_CONF would make podman
+# ignore it, and `terok-shield setup` registers its hooks dir there). Written once; setup
+# edits it later, keeping these lines and comments.
+TEST_HOME=$(getent passwd "$TEST_USER" | cut -d: -f6)
+USER_CONF=$TEST_HOME/.config/containers/containers.conf
+if [ ! -s "$USER_CONF" ]; then
+    install -d -o "$TEST_USER" -g "$TEST_USER" -m 0755 "$TEST_HOME/.config" "$TEST_HOME/.config/containers"
+    cat > "$USER_CONF" <<CONF
+# Written by tests/env/setup.sh for this host's podman; not product configuration.
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+    chown "$TEST_USER:" "$USER_CONF"
+fi
+as_user() { runuser -u "$TEST_USER" -- env -i HOME="$TEST_HOME" USER="$TEST_USER" \
+    PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin XDG_RUNTIME_DIR="/run/user/$TEST_UID" "$@"; }
 
 # 4. Test image and network ------------------------------------------------------------
 rootfs_tar=$CONF_DIR/busybox-rootfs.tar

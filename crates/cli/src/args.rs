@@ -27,6 +27,43 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Verb {
+    /// Prepare shield and print podman flags
+    Prepare {
+        /// Container name
+        container: String,
+        /// Comma-separated profiles (default: default_profiles from config.yml)
+        #[arg(long, value_name = "LIST")]
+        profiles: Option<String>,
+        /// Print the flags as a JSON array
+        #[arg(long)]
+        json: bool,
+    },
+    /// Launch a shielded container via podman
+    Run {
+        /// Container name
+        container: String,
+        /// Comma-separated profiles (default: default_profiles from config.yml)
+        #[arg(long, value_name = "LIST")]
+        profiles: Option<String>,
+    },
+    /// Install global OCI hooks for restart persistence
+    Setup {
+        /// Into podman's per-user hooks.d (~/.local/share/containers/oci/hooks.d)
+        #[arg(long, conflicts_with = "root")]
+        user: bool,
+        /// System-wide, where podman looks by default (through sudo when not root)
+        #[arg(long)]
+        root: bool,
+    },
+    /// Remove exactly what setup installed
+    Uninstall {
+        /// The per-user hooks.d install
+        #[arg(long, conflicts_with = "root")]
+        user: bool,
+        /// The system-wide install
+        #[arg(long)]
+        root: bool,
+    },
     /// Show shield configuration overview
     Status {
         /// Print JSON instead of text
@@ -72,56 +109,46 @@ pub enum Verb {
 
 impl Verb {
     fn is_run(&self) -> bool {
-        false
+        matches!(self, Verb::Run { .. })
     }
 }
 
 /// Split a comma-separated `--profiles` value: items trimmed, empty items dropped.
 pub fn profile_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
 /// The parsed invocation.
 #[derive(Debug)]
 pub struct Invocation {
     pub cli: Cli,
+    /// Everything after the first `--` (only `run` takes it).
+    pub trailing: Vec<OsString>,
 }
 
 /// Parse argv: split at the first `--`, let clap parse the rest, then apply the checks clap
 /// cannot express.
 pub fn parse(argv: Vec<OsString>) -> CliResult<Invocation> {
-    let (head, had_separator) = match argv.iter().position(|a| a == "--") {
-        Some(i) => (argv[..i].to_vec(), true),
-        None => (argv, false),
+    let (head, trailing, had_separator) = match argv.iter().position(|a| a == "--") {
+        Some(i) => (argv[..i].to_vec(), argv[i + 1..].to_vec(), true),
+        None => (argv, Vec::new(), false),
     };
     let cli = Cli::try_parse_from(head).map_err(|e| {
         let text = e.render().to_string();
         match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                CliError::Display(text)
-            }
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => CliError::Display(text),
             _ => CliError::Usage(text),
         }
     })?;
     if had_separator && !cli.verb.as_ref().is_some_and(Verb::is_run) && !cli.version {
-        return Err(CliError::Usage(usage_error(
-            "'--' separator is only supported by the 'run' subcommand",
-        )));
+        return Err(CliError::Usage(usage_error("'--' separator is only supported by the 'run' subcommand")));
     }
-    Ok(Invocation { cli })
+    Ok(Invocation { cli, trailing })
 }
 
 /// Format a usage error the way clap does.
 pub fn usage_error(msg: &str) -> String {
-    Cli::command()
-        .error(clap::error::ErrorKind::ArgumentConflict, msg)
-        .render()
-        .to_string()
+    Cli::command().error(clap::error::ErrorKind::ArgumentConflict, msg).render().to_string()
 }
 
 /// Top-level help text.

@@ -26,12 +26,7 @@ impl Context {
         for w in &loaded.warnings {
             output::warn(w);
         }
-        Ok(Context {
-            env,
-            state_root,
-            config_root,
-            config: loaded.config,
-        })
+        Ok(Context { env, state_root, config_root, config: loaded.config })
     }
 
     pub fn profile_dirs(&self) -> ProfileDirs {

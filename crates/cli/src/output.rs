@@ -7,12 +7,10 @@ use crate::error::{CliError, CliResult};
 /// Print `text` as is.
 pub fn print(text: &str) -> CliResult {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::BrokenPipe => CliError::BrokenPipe,
-            _ => CliError::Message(format!("cannot write to stdout: {e}")),
-        })
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| match e.kind() {
+        std::io::ErrorKind::BrokenPipe => CliError::BrokenPipe,
+        _ => CliError::Message(format!("cannot write to stdout: {e}")),
+    })
 }
 
 /// Print `lines`, each followed by a newline.

@@ -11,10 +11,7 @@ use std::process::{Child, Command, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
 use support::{can_run, Lab, Probe};
-use support::{
-    HOST_ALLOWED_V4, HOST_ALLOWED_V6, HOST_DENIED_V4, HOST_PRIVATE_V4, HOST_UNLISTED_V4,
-    HOST_UNLISTED_V6,
-};
+use support::{HOST_ALLOWED_V4, HOST_ALLOWED_V6, HOST_DENIED_V4, HOST_PRIVATE_V4, HOST_UNLISTED_V4, HOST_UNLISTED_V6};
 use terok_shield_ruleset::{ruleset_nft, NetFacts, Seeds};
 
 /// A stand-in container: `sleep` in the lab's client namespace.
@@ -22,13 +19,7 @@ struct Sleeper(Child);
 
 impl Sleeper {
     fn new(lab: &Lab) -> Sleeper {
-        Sleeper(
-            lab.client
-                .cmd("sleep")
-                .arg("120")
-                .spawn()
-                .unwrap_or_else(|e| panic!("{e}")),
-        )
+        Sleeper(lab.client.cmd("sleep").arg("120").spawn().unwrap_or_else(|e| panic!("{e}")))
     }
     fn pid(&self) -> u32 {
         self.0.id()
@@ -47,20 +38,12 @@ fn bundle(root: &Path, name: &str, project: &str, live: &str) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(dir.join("policy")).unwrap_or_else(|e| panic!("{e}"));
     for d in [&dir, &dir.join("policy")] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap_or_else(|e| panic!("{e}"));
     }
     std::fs::write(dir.join("policy/40-project-allow"), project).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.join("policy/live"), live).unwrap_or_else(|e| panic!("{e}"));
-    let facts = NetFacts {
-        dns: "198.18.1.2".parse().unwrap_or_else(|e| panic!("{e}")),
-        ..NetFacts::pasta()
-    };
-    std::fs::write(
-        dir.join("ruleset.nft"),
-        ruleset_nft(&facts, &Seeds::default()),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let facts = NetFacts { dns: "198.18.1.2".parse().unwrap_or_else(|e| panic!("{e}")), ..NetFacts::pasta() };
+    std::fs::write(dir.join("ruleset.nft"), ruleset_nft(&facts, &Seeds::default())).unwrap_or_else(|e| panic!("{e}"));
     dir
 }
 
@@ -74,10 +57,7 @@ fn oci_state(pid: u32, dir: &Path, version: &str) -> String {
 
 fn hook(stdin: &str, path: Option<&str>) -> (i32, String) {
     let mut cmd = Command::cargo_bin("terok-shield-hook").unwrap_or_else(|e| panic!("{e}"));
-    cmd.args(["nft", "createRuntime"])
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args(["nft", "createRuntime"]).env_clear().stdin(Stdio::piped()).stderr(Stdio::piped());
     if let Some(p) = path {
         cmd.env("PATH", p);
     } else {
@@ -89,10 +69,7 @@ fn hook(stdin: &str, path: Option<&str>) -> (i32, String) {
         let _ = s.write_all(stdin.as_bytes());
     }
     let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn table_exists(lab: &Lab) -> bool {
@@ -112,42 +89,24 @@ fn create_runtime_shields_the_container_and_keeps_the_live_overlay() {
     let container = Sleeper::new(&lab);
     let (code, err) = hook(&oci_state(container.pid(), &dir, "18"), None);
     assert_eq!(code, 0, "hook failed: {err}");
-    assert_eq!(
-        std::fs::read_to_string(dir.join("container.id")).unwrap_or_default(),
-        "0123456789ab\n"
-    );
+    assert_eq!(std::fs::read_to_string(dir.join("container.id")).unwrap_or_default(), "0123456789ab\n");
     assert_eq!(lab.probe(HOST_ALLOWED_V4, 3), Probe::Answered);
     assert_eq!(lab.probe(HOST_ALLOWED_V6, 3), Probe::Answered);
-    for host in [
-        HOST_UNLISTED_V4,
-        HOST_UNLISTED_V6,
-        HOST_PRIVATE_V4,
-        HOST_DENIED_V4,
-    ] {
+    for host in [HOST_UNLISTED_V4, HOST_UNLISTED_V6, HOST_PRIVATE_V4, HOST_DENIED_V4] {
         assert!(matches!(lab.probe(host, 3), Probe::Rejected(_)), "{host}");
     }
     drop(container);
 
     // While it ran the operator allowed one host and denied another: a restart (a new
     // container process, a fresh namespace) keeps both decisions.
-    std::fs::write(
-        dir.join("policy/live"),
-        format!("-{HOST_DENIED_V4}\n+{HOST_UNLISTED_V4}\n-{HOST_ALLOWED_V6}\n"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.join("policy/live"), format!("-{HOST_DENIED_V4}\n+{HOST_UNLISTED_V4}\n-{HOST_ALLOWED_V6}\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
     let lab = Lab::new();
     let container = Sleeper::new(&lab);
     let (code, err) = hook(&oci_state(container.pid(), &dir, "18"), None);
     assert_eq!(code, 0, "hook failed: {err}");
-    assert_eq!(
-        lab.probe(HOST_UNLISTED_V4, 3),
-        Probe::Answered,
-        "runtime allow survives the restart"
-    );
-    assert!(
-        matches!(lab.probe(HOST_ALLOWED_V6, 3), Probe::Rejected(_)),
-        "runtime deny survives the restart"
-    );
+    assert_eq!(lab.probe(HOST_UNLISTED_V4, 3), Probe::Answered, "runtime allow survives the restart");
+    assert!(matches!(lab.probe(HOST_ALLOWED_V6, 3), Probe::Rejected(_)), "runtime deny survives the restart");
     assert!(matches!(lab.probe(HOST_DENIED_V4, 3), Probe::Rejected(_)));
     assert_eq!(lab.probe(HOST_ALLOWED_V4, 3), Probe::Answered);
 }
@@ -164,27 +123,18 @@ fn every_failure_fails_closed() {
     let foreign = bundle(tmp.path(), "foreign", "", "");
     std::os::unix::fs::chown(&foreign, Some(65534), None).unwrap_or_else(|e| panic!("{e}"));
     let writable = bundle(tmp.path(), "writable", "", "");
-    std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o770))
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o770)).unwrap_or_else(|e| panic!("{e}"));
     let corrupt = bundle(tmp.path(), "corrupt", "", "");
     let text = std::fs::read_to_string(corrupt.join("ruleset.nft")).unwrap_or_default();
     std::fs::write(
         corrupt.join("ruleset.nft"),
-        text.replace(
-            "policy drop;\n        oifname",
-            "policy accept;\n        oifname",
-        ),
+        text.replace("policy drop;\n        oifname", "policy accept;\n        oifname"),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let truncated = bundle(tmp.path(), "truncated", "", "");
-    std::fs::write(truncated.join("ruleset.nft"), &text[..text.len() / 2])
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(truncated.join("ruleset.nft"), &text[..text.len() / 2]).unwrap_or_else(|e| panic!("{e}"));
     let injected = bundle(tmp.path(), "injected", "", "");
-    std::fs::write(
-        injected.join("ruleset.nft"),
-        format!("{text}flush ruleset\n"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(injected.join("ruleset.nft"), format!("{text}flush ruleset\n")).unwrap_or_else(|e| panic!("{e}"));
     let bad_policy = bundle(tmp.path(), "badpolicy", "+1.2.3\n", "");
     let no_ruleset = bundle(tmp.path(), "noruleset", "", "");
     std::fs::remove_file(no_ruleset.join("ruleset.nft")).unwrap_or_else(|e| panic!("{e}"));
@@ -193,72 +143,23 @@ fn every_failure_fails_closed() {
     let container = Sleeper::new(&lab);
     let pid = container.pid();
     let relative = serde_json::json!({"pid": pid, "annotations": {"terok.shield.state_dir": "rel/dir", "terok.shield.version": "18"}}).to_string();
-    let no_pid = serde_json::json!({"annotations": {"terok.shield.state_dir": good, "terok.shield.version": "18"}}).to_string();
+    let no_pid =
+        serde_json::json!({"annotations": {"terok.shield.state_dir": good, "terok.shield.version": "18"}}).to_string();
     let cases: Vec<(&str, String, Option<&str>, &str)> = vec![
         ("not JSON", "{not json".into(), None, "bad OCI state"),
         ("not an object", "[1]".into(), None, "bad OCI state"),
         ("relative state dir", relative, None, "not absolute"),
-        (
-            "symlinked state dir",
-            oci_state(pid, &link, "18"),
-            None,
-            "is a symlink",
-        ),
-        (
-            "foreign-owned state dir",
-            oci_state(pid, &foreign, "18"),
-            None,
-            "is owned by uid 65534",
-        ),
-        (
-            "group-writable state dir",
-            oci_state(pid, &writable, "18"),
-            None,
-            "group- or world-writable",
-        ),
-        (
-            "wrong version",
-            oci_state(pid, &good, "17"),
-            None,
-            "bundle version '17'",
-        ),
+        ("symlinked state dir", oci_state(pid, &link, "18"), None, "is a symlink"),
+        ("foreign-owned state dir", oci_state(pid, &foreign, "18"), None, "is owned by uid 65534"),
+        ("group-writable state dir", oci_state(pid, &writable, "18"), None, "group- or world-writable"),
+        ("wrong version", oci_state(pid, &good, "17"), None, "bundle version '17'"),
         ("missing pid", no_pid, None, "no pid"),
-        (
-            "missing ruleset",
-            oci_state(pid, &no_ruleset, "18"),
-            None,
-            "cannot read",
-        ),
-        (
-            "tampered ruleset",
-            oci_state(pid, &corrupt, "18"),
-            None,
-            "verification failed",
-        ),
-        (
-            "truncated ruleset",
-            oci_state(pid, &truncated, "18"),
-            None,
-            "corrupted",
-        ),
-        (
-            "injected statement",
-            oci_state(pid, &injected, "18"),
-            None,
-            "corrupted",
-        ),
-        (
-            "bad policy line",
-            oci_state(pid, &bad_policy, "18"),
-            None,
-            "line 1: Invalid IP/CIDR: '1.2.3'",
-        ),
-        (
-            "nft missing",
-            oci_state(pid, &good, "18"),
-            Some("/nonexistent"),
-            "nft not found",
-        ),
+        ("missing ruleset", oci_state(pid, &no_ruleset, "18"), None, "cannot read"),
+        ("tampered ruleset", oci_state(pid, &corrupt, "18"), None, "verification failed"),
+        ("truncated ruleset", oci_state(pid, &truncated, "18"), None, "corrupted"),
+        ("injected statement", oci_state(pid, &injected, "18"), None, "corrupted"),
+        ("bad policy line", oci_state(pid, &bad_policy, "18"), None, "line 1: Invalid IP/CIDR: '1.2.3'"),
+        ("nft missing", oci_state(pid, &good, "18"), Some("/nonexistent"), "nft not found"),
     ];
     for (what, stdin, path, expect) in cases {
         let (code, err) = hook(&stdin, path);
@@ -269,19 +170,13 @@ fn every_failure_fails_closed() {
             // The table loaded and failed verification: the hook replaced it with the
             // quarantine table before refusing the start.
             let listing = lab.client.nft(&["list", "table", "inet", "terok_shield"]);
-            assert_eq!(
-                terok_shield_ruleset::classify(&listing),
-                terok_shield_ruleset::ShieldState::Quarantine
-            );
+            assert_eq!(terok_shield_ruleset::classify(&listing), terok_shield_ruleset::ShieldState::Quarantine);
             lab.client.nft(&["delete", "table", "inet", "terok_shield"]);
         }
         assert!(!table_exists(&lab), "{what} left a table behind");
     }
     let log = std::fs::read_to_string(good.join("hook-error.log")).unwrap_or_default();
-    assert!(
-        log.contains("bundle version '17'"),
-        "diagnostics reach hook-error.log: {log}"
-    );
+    assert!(log.contains("bundle version '17'"), "diagnostics reach hook-error.log: {log}");
 }
 
 #[test]
@@ -292,10 +187,7 @@ fn a_hundred_thousand_entry_allowlist_loads_through_the_hook() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut project = String::with_capacity(100_000 * 14);
     for i in 0..100_000u32 {
-        project.push_str(&format!(
-            "+{}\n",
-            std::net::Ipv4Addr::from(0x0B00_0000 + i * 3)
-        ));
+        project.push_str(&format!("+{}\n", std::net::Ipv4Addr::from(0x0B00_0000 + i * 3)));
     }
     project.push_str(&format!("+{HOST_ALLOWED_V4}\n"));
     let dir = bundle(tmp.path(), "big", &project, "");

@@ -40,12 +40,7 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(action: Action, target: Target) -> Self {
-        Entry {
-            action,
-            target,
-            port: None,
-            markers: BTreeMap::new(),
-        }
+        Entry { action, target, port: None, markers: BTreeMap::new() }
     }
 
     /// Parse one line that is known to hold an entry (not blank, not a comment).
@@ -70,22 +65,12 @@ impl Entry {
                 .strip_prefix('%')
                 .and_then(|kv| kv.split_once('='))
                 .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| {
-                    format!(
-                        "unexpected token {} (markers look like %key=value)",
-                        quoted(token)
-                    )
-                })?;
+                .ok_or_else(|| format!("unexpected token {} (markers look like %key=value)", quoted(token)))?;
             if markers.insert(key.to_string(), value.to_string()).is_some() {
                 return Err(format!("duplicate marker {}", quoted(key)));
             }
         }
-        Ok(Entry {
-            action,
-            target,
-            port,
-            markers,
-        })
+        Ok(Entry { action, target, port, markers })
     }
 }
 
@@ -138,11 +123,7 @@ pub fn parse_policy(text: &str, origin: &str) -> Result<Vec<Entry>, PolicyError>
         }
         let entry = Entry::parse(raw).map_err(|reason| PolicyError {
             origin: origin.to_string(),
-            error: LineError {
-                line: n + 1,
-                reason,
-                raw: raw.to_string(),
-            },
+            error: LineError { line: n + 1, reason, raw: raw.to_string() },
         })?;
         entries.push(entry);
     }
@@ -164,19 +145,14 @@ mod tests {
     use super::*;
 
     fn round(line: &str) -> String {
-        Entry::parse(line)
-            .map(|e| e.to_string())
-            .unwrap_or_else(|e| format!("ERR {e}"))
+        Entry::parse(line).map(|e| e.to_string()).unwrap_or_else(|e| format!("ERR {e}"))
     }
 
     #[test]
     fn canonical_forms() {
         assert_eq!(round("+example.com"), "+example.com");
         assert_eq!(round("  -  Example.COM:443  # why"), "-example.com:443");
-        assert_eq!(
-            round("+[2001:DB8::1]:443 %z=1 %a=2"),
-            "+[2001:db8::1]:443 %a=2 %z=1"
-        );
+        assert_eq!(round("+[2001:DB8::1]:443 %z=1 %a=2"), "+[2001:db8::1]:443 %a=2 %z=1");
         assert_eq!(round("+2001:db8::1"), "+2001:db8::1");
         assert_eq!(round("+10.1.2.3/8"), "+10.0.0.0/8");
         assert_eq!(round("+localhost:8080"), "+localhost:8080");
@@ -186,13 +162,8 @@ mod tests {
     #[test]
     fn errors_name_the_line_and_value() {
         let text = "# header\n+good.example\n\n+1.2.3\n";
-        let e = parse_policy(text, "policy/live")
-            .err()
-            .map(|e| e.to_string());
-        assert_eq!(
-            e.as_deref(),
-            Some("policy/live: line 4: Invalid IP/CIDR: '1.2.3' ('+1.2.3')")
-        );
+        let e = parse_policy(text, "policy/live").err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("policy/live: line 4: Invalid IP/CIDR: '1.2.3' ('+1.2.3')"));
         for (bad, reason) in [
             ("example.com", "must start with '+'"),
             ("+", "missing target"),
@@ -207,17 +178,13 @@ mod tests {
             ("+bad\x1bname", "Invalid domain"),
         ] {
             let msg = round(bad);
-            assert!(
-                msg.starts_with("ERR ") && msg.contains(reason),
-                "{bad:?}: {msg}"
-            );
+            assert!(msg.starts_with("ERR ") && msg.contains(reason), "{bad:?}: {msg}");
         }
     }
 
     #[test]
     fn comments_and_blank_lines_are_skipped() {
-        let entries =
-            parse_policy("\n  # c\n+a.example # trailing\n\t\n-1.2.3.4\n", "x").unwrap_or_default();
+        let entries = parse_policy("\n  # c\n+a.example # trailing\n\t\n-1.2.3.4\n", "x").unwrap_or_default();
         assert_eq!(render_policy(&entries), "+a.example\n-1.2.3.4\n");
         assert_eq!(render_policy(&[]), "");
     }

@@ -12,42 +12,28 @@ pub struct NameError {
 
 /// `^[A-Za-z0-9_][A-Za-z0-9_.-]*$`, at most 253 characters (podman's own limit is lower).
 pub fn validate_container_name(name: &str) -> Result<&str, NameError> {
-    validate(name, "container", |b| {
-        b.is_ascii_alphanumeric() || b == b'_'
-    })
+    validate(name, "container", |b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// `^[A-Za-z0-9][A-Za-z0-9._-]*$`, at most 128 characters.
 pub fn validate_profile_name(name: &str) -> Result<&str, NameError> {
     let checked = validate(name, "profile", |b| b.is_ascii_alphanumeric())?;
     if checked.len() > 128 {
-        return Err(NameError {
-            kind: "profile",
-            value: name.to_string(),
-        });
+        return Err(NameError { kind: "profile", value: name.to_string() });
     }
     Ok(checked)
 }
 
-fn validate<'a>(
-    name: &'a str,
-    kind: &'static str,
-    first_ok: fn(u8) -> bool,
-) -> Result<&'a str, NameError> {
+fn validate<'a>(name: &'a str, kind: &'static str, first_ok: fn(u8) -> bool) -> Result<&'a str, NameError> {
     let bytes = name.as_bytes();
     let ok = !bytes.is_empty()
         && bytes.len() <= 253
         && first_ok(bytes[0])
-        && bytes[1..]
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        && bytes[1..].iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
     if ok {
         Ok(name)
     } else {
-        Err(NameError {
-            kind,
-            value: name.to_string(),
-        })
+        Err(NameError { kind, value: name.to_string() })
     }
 }
 

@@ -28,10 +28,7 @@ pub struct ProfileSource {
 /// The allow entries of one profile, in file order. Deny lines are ignored (a profile is an
 /// allowlist); ports and markers are kept, so `+localhost:8000` stays valid.
 pub fn profile_entries(source: &ProfileSource) -> Result<Vec<Entry>, PolicyError> {
-    Ok(parse_policy(&source.text, &source.origin)?
-        .into_iter()
-        .filter(|e| e.action == Action::Allow)
-        .collect())
+    Ok(parse_policy(&source.text, &source.origin)?.into_iter().filter(|e| e.action == Action::Allow).collect())
 }
 
 /// Compose profiles in order, dropping repeated entries (first wins). `lookup` returns a
@@ -66,31 +63,22 @@ mod tests {
             "broken" => "+one.example\nnot-an-entry\n",
             _ => return None,
         };
-        Some(ProfileSource {
-            origin: format!("profiles/{name}.txt"),
-            text: text.into(),
-        })
+        Some(ProfileSource { origin: format!("profiles/{name}.txt"), text: text.into() })
     }
 
     #[test]
     fn order_is_kept_and_duplicates_dropped() {
         let out = compose(&["b".into(), "a".into()], lookup).unwrap_or_default();
-        assert_eq!(
-            render_policy(&out),
-            "+two.example\n+three.example\n+localhost:8000\n+one.example\n"
-        );
+        assert_eq!(render_policy(&out), "+two.example\n+three.example\n+localhost:8000\n+one.example\n");
     }
 
     #[test]
     fn errors() {
         let e = |names: &[&str]| {
-            compose(
-                &names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                lookup,
-            )
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
+            compose(&names.iter().map(|s| s.to_string()).collect::<Vec<_>>(), lookup)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
         };
         assert_eq!(e(&["nope"]), "Profile not found: 'nope'");
         assert_eq!(e(&["../x"]), "Unsafe profile name: '../x'");

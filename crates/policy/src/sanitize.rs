@@ -30,10 +30,7 @@ pub fn quoted(value: &str) -> String {
 /// Wire sanitisation (observe.md §8): every character outside printable ASCII becomes one
 /// space, position-preserving; strings longer than `cap` become `cap - 3` characters + `...`.
 pub fn sanitize_wire(value: &str, cap: usize) -> String {
-    let clean: Vec<char> = value
-        .chars()
-        .map(|c| if (' '..='~').contains(&c) { c } else { ' ' })
-        .collect();
+    let clean: Vec<char> = value.chars().map(|c| if (' '..='~').contains(&c) { c } else { ' ' }).collect();
     if clean.len() <= cap {
         return clean.into_iter().collect();
     }

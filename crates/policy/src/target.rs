@@ -45,19 +45,11 @@ impl IpNet {
         }
         let addr = match addr {
             IpAddr::V4(a) => {
-                let mask = if prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - prefix)
-                };
+                let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
                 IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
             }
             IpAddr::V6(a) => {
-                let mask = if prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - prefix)
-                };
+                let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
                 IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
             }
         };
@@ -87,12 +79,8 @@ impl IpNet {
             return false;
         }
         match (self.addr, other.addr) {
-            (IpAddr::V4(_), IpAddr::V4(b)) => {
-                IpNet::new(IpAddr::V4(b), self.prefix).map(|n| n.addr) == Some(self.addr)
-            }
-            (IpAddr::V6(_), IpAddr::V6(b)) => {
-                IpNet::new(IpAddr::V6(b), self.prefix).map(|n| n.addr) == Some(self.addr)
-            }
+            (IpAddr::V4(_), IpAddr::V4(b)) => IpNet::new(IpAddr::V4(b), self.prefix).map(|n| n.addr) == Some(self.addr),
+            (IpAddr::V6(_), IpAddr::V6(b)) => IpNet::new(IpAddr::V6(b), self.prefix).map(|n| n.addr) == Some(self.addr),
             _ => false,
         }
     }
@@ -175,10 +163,7 @@ impl Target {
             return Ok(Target::Localhost);
         }
         if looks_like_ip(s) {
-            return s
-                .parse::<IpNet>()
-                .map(Target::Net)
-                .map_err(|_| TargetError::InvalidIp(raw.to_string()));
+            return s.parse::<IpNet>().map(Target::Net).map_err(|_| TargetError::InvalidIp(raw.to_string()));
         }
         validate_domain(s).map(Target::Domain)
     }
@@ -239,10 +224,7 @@ fn is_numeric_label(label: &str) -> bool {
 /// Validate a domain name: `(*.)?label(.label)*`, labels of `[A-Za-z0-9_-]`, 1-63 characters,
 /// at most 253 in all, no trailing dot. Returns it lower-cased.
 pub fn validate_domain(raw: &str) -> Result<String, TargetError> {
-    let bad = |reason| TargetError::InvalidDomain {
-        value: raw.to_string(),
-        reason,
-    };
+    let bad = |reason| TargetError::InvalidDomain { value: raw.to_string(), reason };
     let s = raw.trim();
     let body = s.strip_prefix("*.").unwrap_or(s);
     if body.is_empty() {
@@ -261,10 +243,7 @@ pub fn validate_domain(raw: &str) -> Result<String, TargetError> {
         if label.len() > 63 {
             return Err(bad("label longer than 63 characters"));
         }
-        if !label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
+        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
             return Err(bad("only letters, digits, '-' and '_' are allowed"));
         }
     }
@@ -287,9 +266,7 @@ pub fn parse_port(raw: &str) -> Result<u16, TargetError> {
 /// more colons is an IPv6 literal without port; otherwise a trailing `:digits` is the port.
 pub fn split_host_port(s: &str) -> Result<(&str, Option<u16>), TargetError> {
     if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest
-            .split_once(']')
-            .ok_or_else(|| TargetError::InvalidIp(s.to_string()))?;
+        let (host, after) = rest.split_once(']').ok_or_else(|| TargetError::InvalidIp(s.to_string()))?;
         if !host.contains(':') {
             return Err(TargetError::InvalidIp(s.to_string()));
         }
@@ -315,9 +292,7 @@ mod tests {
     use super::*;
 
     fn ip(s: &str) -> String {
-        s.parse::<IpNet>()
-            .map(|n| n.to_string())
-            .unwrap_or_else(|e| e.to_string())
+        s.parse::<IpNet>().map(|n| n.to_string()).unwrap_or_else(|e| e.to_string())
     }
 
     #[test]
@@ -341,27 +316,14 @@ mod tests {
             "::1/129",
             "1.2.3.4/8/8",
         ] {
-            assert!(
-                ip(bad).starts_with("Invalid IP/CIDR"),
-                "{bad} -> {}",
-                ip(bad)
-            );
+            assert!(ip(bad).starts_with("Invalid IP/CIDR"), "{bad} -> {}", ip(bad));
         }
     }
 
     #[test]
     fn address_like_values_are_never_domains() {
-        for bad in [
-            "1.2.3",
-            "300.1.2.3",
-            "10.0.0.0/33",
-            "::gg",
-            "0x7f.1",
-            "0x7f000001",
-            "127.1",
-            "4294967295",
-            "a.b.1",
-        ] {
+        for bad in ["1.2.3", "300.1.2.3", "10.0.0.0/33", "::gg", "0x7f.1", "0x7f000001", "127.1", "4294967295", "a.b.1"]
+        {
             match Target::parse(bad) {
                 Err(TargetError::InvalidIp(v)) => assert_eq!(v, bad),
                 other => panic!("{bad} -> {other:?}"),
@@ -371,27 +333,11 @@ mod tests {
 
     #[test]
     fn domains() {
-        assert_eq!(
-            Target::parse("GitHub.COM"),
-            Ok(Target::Domain("github.com".into()))
-        );
-        assert!(Target::parse("*.example.com")
-            .map(|t| t.is_wildcard())
-            .unwrap_or(false));
+        assert_eq!(Target::parse("GitHub.COM"), Ok(Target::Domain("github.com".into())));
+        assert!(Target::parse("*.example.com").map(|t| t.is_wildcard()).unwrap_or(false));
         assert_eq!(Target::parse("localhost"), Ok(Target::Localhost));
-        assert_eq!(
-            Target::parse("_srv.host-1.test"),
-            Ok(Target::Domain("_srv.host-1.test".into()))
-        );
-        for bad in [
-            "example.com.",
-            "a..b",
-            "exa mple.com",
-            "ex$ample.com",
-            "*.",
-            "é.com",
-            "*.*.x.com",
-        ] {
+        assert_eq!(Target::parse("_srv.host-1.test"), Ok(Target::Domain("_srv.host-1.test".into())));
+        for bad in ["example.com.", "a..b", "exa mple.com", "ex$ample.com", "*.", "é.com", "*.*.x.com"] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
         assert!(Target::parse(&format!("{}.com", "a".repeat(64))).is_err());
@@ -399,27 +345,12 @@ mod tests {
 
     #[test]
     fn ports() {
-        assert_eq!(
-            split_host_port("example.com:443"),
-            Ok(("example.com", Some(443)))
-        );
-        assert_eq!(
-            split_host_port("[2001:db8::1]:443"),
-            Ok(("2001:db8::1", Some(443)))
-        );
+        assert_eq!(split_host_port("example.com:443"), Ok(("example.com", Some(443))));
+        assert_eq!(split_host_port("[2001:db8::1]:443"), Ok(("2001:db8::1", Some(443))));
         assert_eq!(split_host_port("[2001:db8::1]"), Ok(("2001:db8::1", None)));
         assert_eq!(split_host_port("2001:db8::1"), Ok(("2001:db8::1", None)));
         assert_eq!(split_host_port("1.2.3.4"), Ok(("1.2.3.4", None)));
-        for bad in [
-            "a:0",
-            "a:65536",
-            "a:",
-            "a:+1",
-            "a:x",
-            "[::1]x",
-            "[1.2.3.4]:80",
-            "[::1",
-        ] {
+        for bad in ["a:0", "a:65536", "a:", "a:+1", "a:x", "[::1]x", "[1.2.3.4]:80", "[::1"] {
             assert!(split_host_port(bad).is_err(), "{bad}");
         }
     }

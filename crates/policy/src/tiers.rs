@@ -21,13 +21,8 @@ pub enum Tier {
 }
 
 impl Tier {
-    pub const ALL: [Tier; 5] = [
-        Tier::Override,
-        Tier::SecurityDeny,
-        Tier::ProviderAllow,
-        Tier::ProjectAllow,
-        Tier::Live,
-    ];
+    pub const ALL: [Tier; 5] =
+        [Tier::Override, Tier::SecurityDeny, Tier::ProviderAllow, Tier::ProjectAllow, Tier::Live];
 
     /// File name inside `<state_dir>/policy/`.
     pub fn file_name(self) -> &'static str {
@@ -75,29 +70,16 @@ impl TierSet {
     /// Compute the effective policy.
     pub fn effective(&self) -> Effective {
         let targets = |entries: &[&[Entry]], action: Action| -> Vec<Target> {
-            unique(
-                entries
-                    .iter()
-                    .flat_map(|es| es.iter())
-                    .filter(|e| e.action == action)
-                    .map(|e| e.target.clone()),
-            )
+            unique(entries.iter().flat_map(|es| es.iter()).filter(|e| e.action == action).map(|e| e.target.clone()))
         };
         let denies = targets(&[&self.security_deny, &self.live], Action::Deny);
         let denied: HashSet<&Target> = denies.iter().collect();
-        let allows: Vec<Target> = targets(
-            &[&self.provider_allow, &self.project_allow, &self.live],
-            Action::Allow,
-        )
-        .into_iter()
-        .filter(|t| !denied.contains(t))
-        .collect();
+        let allows: Vec<Target> = targets(&[&self.provider_allow, &self.project_allow, &self.live], Action::Allow)
+            .into_iter()
+            .filter(|t| !denied.contains(t))
+            .collect();
         let overrides = targets(&[&self.override_], Action::Allow);
-        Effective {
-            allows,
-            denies,
-            overrides,
-        }
+        Effective { allows, denies, overrides }
     }
 }
 
@@ -115,10 +97,7 @@ pub struct Effective {
 impl Effective {
     /// Allow targets to resolve (everything but `localhost`).
     pub fn allow_targets(&self) -> Vec<&Target> {
-        self.allows
-            .iter()
-            .filter(|t| **t != Target::Localhost)
-            .collect()
+        self.allows.iter().filter(|t| **t != Target::Localhost).collect()
     }
 
     /// Allowed domains (deny domains were removed already): what dnsmasq follows.
@@ -128,10 +107,7 @@ impl Effective {
 
     /// Allowed domains that start with `*.`: only the live DNS tier can follow them.
     pub fn wildcard_domains(&self) -> Vec<&str> {
-        self.allow_domains()
-            .into_iter()
-            .filter(|d| d.starts_with("*."))
-            .collect()
+        self.allow_domains().into_iter().filter(|d| d.starts_with("*.")).collect()
     }
 
     pub fn deny_ips(&self) -> Vec<IpNet> {
@@ -147,46 +123,28 @@ impl Effective {
     }
 
     pub fn override_domains(&self) -> Vec<&str> {
-        self.overrides
-            .iter()
-            .filter_map(Target::as_domain)
-            .collect()
+        self.overrides.iter().filter_map(Target::as_domain).collect()
     }
 
     /// t40 seed: resolved allow addresses, then allow IP literals, minus anything a denied
     /// address or network covers.
     pub fn t40_seed(&self, resolved: &[IpNet]) -> Vec<IpNet> {
         // Single-address denies in a hash set, so large allow and deny lists stay linear.
-        let (hosts, nets): (Vec<IpNet>, Vec<IpNet>) =
-            self.deny_ips().into_iter().partition(IpNet::is_host);
+        let (hosts, nets): (Vec<IpNet>, Vec<IpNet>) = self.deny_ips().into_iter().partition(IpNet::is_host);
         let hosts: HashSet<IpNet> = hosts.into_iter().collect();
         let denied = |n: &IpNet| hosts.contains(n) || nets.iter().any(|d| d.contains(n));
         let literals = self.allows.iter().filter_map(Target::as_net);
-        unique(
-            resolved
-                .iter()
-                .copied()
-                .chain(literals)
-                .filter(|n| !denied(n)),
-        )
+        unique(resolved.iter().copied().chain(literals).filter(|n| !denied(n)))
     }
 
     /// t20 seed: denied IP literals, then resolved deny domains.
     pub fn t20_seed(&self, deny_resolved: &[IpNet]) -> Vec<IpNet> {
-        unique(
-            self.deny_ips()
-                .into_iter()
-                .chain(deny_resolved.iter().copied()),
-        )
+        unique(self.deny_ips().into_iter().chain(deny_resolved.iter().copied()))
     }
 
     /// t10 seed: override IP literals, then resolved override domains. Denies do not apply.
     pub fn t10_seed(&self, override_resolved: &[IpNet]) -> Vec<IpNet> {
-        unique(
-            self.override_ips()
-                .into_iter()
-                .chain(override_resolved.iter().copied()),
-        )
+        unique(self.override_ips().into_iter().chain(override_resolved.iter().copied()))
     }
 }
 
@@ -244,27 +202,15 @@ mod tests {
             "198.51.100.5".parse().unwrap_or_else(|_| unreachable!()),
             "198.51.100.99".parse().unwrap_or_else(|_| unreachable!()),
         ];
-        assert_eq!(
-            strs(&e.t40_seed(&resolved)),
-            ["198.51.100.99", "198.51.100.77"]
-        );
-        assert_eq!(
-            strs(&e.t20_seed(&resolved[..1])),
-            ["198.51.100.0/28", "198.51.100.5"]
-        );
+        assert_eq!(strs(&e.t40_seed(&resolved)), ["198.51.100.99", "198.51.100.77"]);
+        assert_eq!(strs(&e.t20_seed(&resolved[..1])), ["198.51.100.0/28", "198.51.100.5"]);
         assert_eq!(strs(&e.t10_seed(&[])), ["10.9.9.9"]);
         assert_eq!(e.override_domains(), ["ov.example"]);
     }
 
     #[test]
     fn wildcards_and_localhost() {
-        let t = tiers(
-            "",
-            "",
-            "",
-            "+*.example.com\n+localhost:8080\n+plain.example\n",
-            "",
-        );
+        let t = tiers("", "", "", "+*.example.com\n+localhost:8080\n+plain.example\n", "");
         let e = t.effective();
         assert_eq!(e.wildcard_domains(), ["*.example.com"]);
         assert_eq!(e.allow_targets().len(), 2);

@@ -15,10 +15,7 @@ fn policy_text(n: usize) -> String {
     for i in 0..n {
         let a = Ipv4Addr::from(0x0B00_0000u32 + (i as u32) * 7);
         match i % 50 {
-            0 => s.push_str(&format!(
-                "+{}/28\n",
-                Ipv4Addr::from(0x0C00_0000u32 + (i as u32) * 16)
-            )),
+            0 => s.push_str(&format!("+{}/28\n", Ipv4Addr::from(0x0C00_0000u32 + (i as u32) * 16))),
             x if x % 10 == 0 => s.push_str(&format!("+host{i}.example.com\n")),
             _ => s.push_str(&format!("+{a}\n")),
         }
@@ -28,15 +25,9 @@ fn policy_text(n: usize) -> String {
 
 fn parse_and_generate(text: &str) -> String {
     let entries = parse_policy(text, "bench").unwrap_or_default();
-    let tiers = TierSet {
-        project_allow: entries,
-        ..TierSet::default()
-    };
+    let tiers = TierSet { project_allow: entries, ..TierSet::default() };
     let effective = tiers.effective();
-    let seeds = Seeds {
-        t40_project_allow: effective.t40_seed(&[]),
-        ..Seeds::default()
-    };
+    let seeds = Seeds { t40_project_allow: effective.t40_seed(&[]), ..Seeds::default() };
     ruleset_nft(&NetFacts::pasta(), &seeds)
 }
 

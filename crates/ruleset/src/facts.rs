@@ -19,12 +19,7 @@ pub struct NetFacts {
 impl NetFacts {
     /// pasta: DNS forwarder 169.254.1.1, host services through the 169.254.1.2 map, no gateways.
     pub fn pasta() -> Self {
-        NetFacts {
-            dns: parse_const(PASTA_DNS),
-            loopback_ports: Vec::new(),
-            gateway_v4: None,
-            gateway_v6: None,
-        }
+        NetFacts { dns: parse_const(PASTA_DNS), loopback_ports: Vec::new(), gateway_v4: None, gateway_v6: None }
     }
 
     /// slirp4netns with its default network: DNS 10.0.2.3, gateways 10.0.2.2 and fd00::2.

@@ -23,11 +23,7 @@ pub use verify::{classify, verify, ShieldState};
 /// The complete `ruleset.nft` of a bundle: the UP table, then the seed statements.
 pub fn ruleset_nft(facts: &NetFacts, seeds: &Seeds) -> String {
     let mut out = render_table(Posture::Up, facts);
-    for stmt in seed_statements(
-        seeds,
-        seeds::MAX_ELEMENTS_PER_STATEMENT,
-        seeds::MAX_ELEMENTS_PER_STATEMENT,
-    ) {
+    for stmt in seed_statements(seeds, seeds::MAX_ELEMENTS_PER_STATEMENT, seeds::MAX_ELEMENTS_PER_STATEMENT) {
         out.push_str(&stmt);
         out.push('\n');
     }

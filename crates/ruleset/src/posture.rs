@@ -4,9 +4,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::constants::{
-    SetKind, SetTier, DNS_LEARNED_TIMEOUT, HARD_DENY, NFLOG_GROUP, PASTA_HOST_LOOPBACK,
-    PREFIX_ALLOWED, PREFIX_BLOCKED, PREFIX_BYPASS, PREFIX_DENIED, PREFIX_PRIVATE, PRIVATE_RANGES,
-    REJECT, SETS, TABLE,
+    SetKind, SetTier, DNS_LEARNED_TIMEOUT, HARD_DENY, NFLOG_GROUP, PASTA_HOST_LOOPBACK, PREFIX_ALLOWED, PREFIX_BLOCKED,
+    PREFIX_BYPASS, PREFIX_DENIED, PREFIX_PRIVATE, PRIVATE_RANGES, REJECT, SETS, TABLE,
 };
 use crate::facts::NetFacts;
 
@@ -68,9 +67,7 @@ fn preamble(f: &NetFacts, out: &mut Vec<String>) {
         }
     }
     for p in &f.loopback_ports {
-        out.push(format!(
-            "tcp dport {p} ip daddr {PASTA_HOST_LOOPBACK} accept"
-        ));
+        out.push(format!("tcp dport {p} ip daddr {PASTA_HOST_LOOPBACK} accept"));
     }
 }
 
@@ -95,22 +92,14 @@ fn tier_rules(tier: SetTier, prefix: &str, verdict: &str, out: &mut Vec<String>)
     for net in [false, true] {
         for v6 in [false, true] {
             let name = tier.set_name(v6, net);
-            out.push(format!(
-                "{} {} counter {verdict}",
-                set_match(name, v6),
-                log(prefix)
-            ));
+            out.push(format!("{} {} counter {verdict}", set_match(name, v6), log(prefix)));
         }
     }
 }
 
 fn named_rules(names: [(&str, bool); 2], prefix: &str, verdict: &str, out: &mut Vec<String>) {
     for (name, v6) in names {
-        out.push(format!(
-            "{} {} counter {verdict}",
-            set_match(name, v6),
-            log(prefix)
-        ));
+        out.push(format!("{} {} counter {verdict}", set_match(name, v6), log(prefix)));
     }
 }
 
@@ -126,18 +115,8 @@ fn output_chain(posture: Posture, f: &NetFacts) -> (&'static str, Vec<String>) {
             range_rejects(&PRIVATE_RANGES, &mut r);
             tier_rules(SetTier::ProviderAllow, PREFIX_ALLOWED, "accept", &mut r);
             tier_rules(SetTier::ProjectAllow, PREFIX_ALLOWED, "accept", &mut r);
-            named_rules(
-                [("t40_dns_v4", false), ("t40_dns_v6", true)],
-                PREFIX_ALLOWED,
-                "accept",
-                &mut r,
-            );
-            named_rules(
-                [("bypass_window_v4", false), ("bypass_window_v6", true)],
-                PREFIX_BYPASS,
-                "accept",
-                &mut r,
-            );
+            named_rules([("t40_dns_v4", false), ("t40_dns_v6", true)], PREFIX_ALLOWED, "accept", &mut r);
+            named_rules([("bypass_window_v4", false), ("bypass_window_v6", true)], PREFIX_BYPASS, "accept", &mut r);
             r.push(format!("{} counter {REJECT}", log(PREFIX_BLOCKED)));
             ("drop", r)
         }
@@ -205,10 +184,7 @@ pub fn render_table(posture: Posture, facts: &NetFacts) -> String {
 
 fn chain(out: &mut String, name: &str, policy: &str, rules: &[String]) {
     let _ = writeln!(out, "    chain {name} {{");
-    let _ = writeln!(
-        out,
-        "        type filter hook {name} priority filter; policy {policy};"
-    );
+    let _ = writeln!(out, "        type filter hook {name} priority filter; policy {policy};");
     for rule in rules {
         let _ = writeln!(out, "        {rule}");
     }

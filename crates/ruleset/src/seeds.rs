@@ -18,9 +18,7 @@ pub struct Seeds {
 
 impl Seeds {
     pub fn is_empty(&self) -> bool {
-        self.t10_override.is_empty()
-            && self.t20_security_deny.is_empty()
-            && self.t40_project_allow.is_empty()
+        self.t10_override.is_empty() && self.t20_security_deny.is_empty() && self.t40_project_allow.is_empty()
     }
 }
 
@@ -56,10 +54,7 @@ pub fn set_elements(seeds: &Seeds) -> Vec<(&'static str, Vec<IpNet>)> {
 
 /// How many elements each seeded set should hold.
 pub fn expected_counts(seeds: &Seeds) -> Vec<(&'static str, usize)> {
-    set_elements(seeds)
-        .into_iter()
-        .map(|(set, elements)| (set, elements.len()))
-        .collect()
+    set_elements(seeds).into_iter().map(|(set, elements)| (set, elements.len())).collect()
 }
 
 /// `add element` statements for every non-empty set, at most `max_addresses` elements per
@@ -67,11 +62,7 @@ pub fn expected_counts(seeds: &Seeds) -> Vec<(&'static str, usize)> {
 pub fn seed_statements(seeds: &Seeds, max_addresses: usize, max_networks: usize) -> Vec<String> {
     let mut out = Vec::new();
     for (set, elements) in set_elements(seeds) {
-        let max = if set.contains("_net_") {
-            max_networks
-        } else {
-            max_addresses
-        };
+        let max = if set.contains("_net_") { max_networks } else { max_addresses };
         statements(set, &elements, max, &mut out);
     }
     out
@@ -79,11 +70,7 @@ pub fn seed_statements(seeds: &Seeds, max_addresses: usize, max_networks: usize)
 
 fn statements(set: &str, elements: &[IpNet], max: usize, out: &mut Vec<String>) {
     for chunk in elements.chunks(max.max(1)) {
-        let list = chunk
-            .iter()
-            .map(IpNet::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = chunk.iter().map(IpNet::to_string).collect::<Vec<_>>().join(", ");
         out.push(format!("add element {TABLE} {set} {{ {list} }}"));
     }
 }
@@ -139,36 +126,16 @@ mod tests {
 
     #[test]
     fn long_seeds_are_split() {
-        let many: Vec<IpNet> = (0..2500u32)
-            .map(|i| IpNet::host(std::net::Ipv4Addr::from(0xC633_0000 + i).into()))
-            .collect();
-        let stmts = seed_statements(
-            &Seeds {
-                t40_project_allow: many,
-                ..Seeds::default()
-            },
-            1000,
-            1000,
-        );
+        let many: Vec<IpNet> =
+            (0..2500u32).map(|i| IpNet::host(std::net::Ipv4Addr::from(0xC633_0000 + i).into())).collect();
+        let stmts = seed_statements(&Seeds { t40_project_allow: many, ..Seeds::default() }, 1000, 1000);
         assert_eq!(stmts.len(), 3);
-        assert_eq!(
-            stmts
-                .iter()
-                .map(|s| s.matches(", ").count() + 1)
-                .sum::<usize>(),
-            2500
-        );
+        assert_eq!(stmts.iter().map(|s| s.matches(", ").count() + 1).sum::<usize>(), 2500);
     }
 
     #[test]
     fn nested_networks_collapse() {
-        let kept = outermost(nets(&[
-            "10.1.2.0/24",
-            "10.0.0.0/8",
-            "10.1.0.0/16",
-            "11.0.0.0/8",
-            "11.0.0.0/8",
-        ]));
+        let kept = outermost(nets(&["10.1.2.0/24", "10.0.0.0/8", "10.1.0.0/16", "11.0.0.0/8", "11.0.0.0/8"]));
         assert_eq!(kept, nets(&["10.0.0.0/8", "11.0.0.0/8"]));
     }
 }

@@ -75,10 +75,7 @@ fn parse(text: &str) -> Listing {
         } else if depth == 2 && opens == closes && !line.is_empty() {
             if let Some(chain) = current.as_ref().and_then(|c| l.chains.get_mut(c)) {
                 if line.starts_with("type ") {
-                    chain.policy = line
-                        .split("policy ")
-                        .nth(1)
-                        .map(|p| p.trim_end_matches(';').trim().to_string());
+                    chain.policy = line.split("policy ").nth(1).map(|p| p.trim_end_matches(';').trim().to_string());
                 } else {
                     chain.rules.push(line.to_string());
                 }
@@ -109,11 +106,7 @@ impl Checker<'_> {
     }
 
     fn policy_is(&mut self, chain: &str, policy: &str) {
-        let actual = self
-            .listing
-            .chains
-            .get(chain)
-            .and_then(|c| c.policy.clone());
+        let actual = self.listing.chains.get(chain).and_then(|c| c.policy.clone());
         self.require(actual.as_deref() == Some(policy), || match actual {
             Some(p) => format!("chain {chain} has policy {p}, expected {policy}"),
             None => format!("chain {chain} missing"),
@@ -130,9 +123,7 @@ impl Checker<'_> {
     /// Index of the first output rule rejecting `range`.
     fn range_reject(&self, range: &str) -> Option<usize> {
         let needle = format!("daddr {range} ");
-        self.output()
-            .iter()
-            .position(|r| r.contains(&needle) && r.contains("reject"))
+        self.output().iter().position(|r| r.contains(&needle) && r.contains("reject"))
     }
 
     fn first(&self, pred: impl Fn(&str) -> bool) -> Option<usize> {
@@ -147,17 +138,13 @@ impl Checker<'_> {
         let mut hard_last = None;
         for range in HARD_DENY {
             let at = self.range_reject(range);
-            self.require(at.is_some(), || {
-                format!("no reject rule for hard-deny range {range}")
-            });
+            self.require(at.is_some(), || format!("no reject rule for hard-deny range {range}"));
             hard_last = hard_last.max(at);
         }
         let mut private_first: Option<usize> = None;
         for range in PRIVATE_RANGES {
             let at = self.range_reject(range);
-            self.require(at.is_some(), || {
-                format!("no reject rule for private range {range}")
-            });
+            self.require(at.is_some(), || format!("no reject rule for private range {range}"));
             private_first = match (private_first, at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -172,19 +159,9 @@ impl Checker<'_> {
     fn enforcing_floor(&mut self) -> Option<usize> {
         let (hard_last, private_first) = self.ranges_rejected();
         let t10_first = self.first(|r| uses(r, "t10_"));
-        self.require(t10_first.is_some(), || {
-            "the override tier's rules are missing".into()
-        });
-        self.before(
-            hard_last,
-            t10_first,
-            "the hard-deny floor is not above the override tier",
-        );
-        let t20_rejects = self
-            .output()
-            .iter()
-            .filter(|r| uses(r, "t20_") && r.contains("reject"))
-            .count();
+        self.require(t10_first.is_some(), || "the override tier's rules are missing".into());
+        self.before(hard_last, t10_first, "the hard-deny floor is not above the override tier");
+        let t20_rejects = self.output().iter().filter(|r| uses(r, "t20_") && r.contains("reject")).count();
         self.require(t20_rejects == 4, || "the deny tier does not reject".into());
         private_first
     }
@@ -208,45 +185,24 @@ fn uses(rule: &str, prefix: &str) -> bool {
 /// Check `text` against the invariants of `posture`.
 pub fn verify(posture: Posture, text: &str) -> Result<(), VerifyError> {
     let listing = parse(text);
-    let mut c = Checker {
-        listing: &listing,
-        errors: Vec::new(),
-    };
+    let mut c = Checker { listing: &listing, errors: Vec::new() };
     c.require(listing.table, || "table inet terok_shield missing".into());
     c.policy_is("input", "drop");
-    let output_policy = if matches!(posture, Posture::Up | Posture::Quarantine) {
-        "drop"
-    } else {
-        "accept"
-    };
+    let output_policy = if matches!(posture, Posture::Up | Posture::Quarantine) { "drop" } else { "accept" };
     c.policy_is("output", output_policy);
     match posture {
         Posture::Up => {
             c.all_sets();
             let terminal = c.output().last().is_some_and(|r| {
-                r.starts_with("log ")
-                    && r.contains(PREFIX_BLOCKED)
-                    && r.contains("reject with icmpx admin-prohibited")
+                r.starts_with("log ") && r.contains(PREFIX_BLOCKED) && r.contains("reject with icmpx admin-prohibited")
             });
-            c.require(terminal, || {
-                "the last output rule is not the logged admin-prohibited reject".into()
-            });
+            c.require(terminal, || "the last output rule is not the logged admin-prohibited reject".into());
             let private_first = c.enforcing_floor();
             let t20_last = c.last(|r| uses(r, "t20_"));
             let allow_first = c.first(|r| uses(r, "t30_") || uses(r, "t40_"));
-            c.require(allow_first.is_some(), || {
-                "the allow tiers' rules are missing".into()
-            });
-            c.before(
-                t20_last,
-                allow_first,
-                "the deny tier is not above the allow tiers",
-            );
-            c.before(
-                private_first,
-                allow_first,
-                "the private-range rejects are not above the allow tiers",
-            );
+            c.require(allow_first.is_some(), || "the allow tiers' rules are missing".into());
+            c.before(t20_last, allow_first, "the deny tier is not above the allow tiers");
+            c.before(private_first, allow_first, "the private-range rejects are not above the allow tiers");
         }
         Posture::Down => {
             c.all_sets();
@@ -256,17 +212,11 @@ pub fn verify(posture: Posture, text: &str) -> Result<(), VerifyError> {
         Posture::Disengaged => {
             c.all_sets();
             c.bypass_logged();
-            let rejects = c
-                .first(|r| r.contains("reject") || r.trim_end().ends_with("drop"))
-                .is_some();
-            c.require(!rejects, || {
-                "a disengaged table must not reject or drop".into()
-            });
+            let rejects = c.first(|r| r.contains("reject") || r.trim_end().ends_with("drop")).is_some();
+            c.require(!rejects, || "a disengaged table must not reject or drop".into());
         }
         Posture::Quarantine => {
-            c.require(listing.sets.is_empty(), || {
-                "a quarantine table must declare no sets".into()
-            });
+            c.require(listing.sets.is_empty(), || "a quarantine table must declare no sets".into());
             let rules = c.output().to_vec();
             let only_lo_established_drop = rules.len() == 3
                 && rules[0].starts_with("oifname \"lo\" accept")
@@ -275,8 +225,7 @@ pub fn verify(posture: Posture, text: &str) -> Result<(), VerifyError> {
                 && rules[2].contains(PREFIX_BLOCKED)
                 && rules[2].ends_with("drop");
             c.require(only_lo_established_drop, || {
-                "the quarantine output chain must hold only lo, established and the logged drop"
-                    .into()
+                "the quarantine output chain must hold only lo, established and the logged drop".into()
             });
         }
     }

@@ -3,16 +3,9 @@
 //! shield crate's netns tests.
 
 use terok_shield_policy::IpNet;
-use terok_shield_ruleset::{
-    classify, render_table, ruleset_nft, verify, NetFacts, Posture, Seeds, ShieldState,
-};
+use terok_shield_ruleset::{classify, render_table, ruleset_nft, verify, NetFacts, Posture, Seeds, ShieldState};
 
-const POSTURES: [Posture; 4] = [
-    Posture::Up,
-    Posture::Down,
-    Posture::Disengaged,
-    Posture::Quarantine,
-];
+const POSTURES: [Posture; 4] = [Posture::Up, Posture::Down, Posture::Disengaged, Posture::Quarantine];
 
 fn slirp_with_ports() -> NetFacts {
     NetFacts::slirp4netns().with_loopback_ports(&[8080, 9000])
@@ -21,20 +14,14 @@ fn slirp_with_ports() -> NetFacts {
 #[test]
 fn pasta_tables() {
     for p in POSTURES {
-        insta::assert_snapshot!(
-            format!("pasta_{}", p.label()),
-            render_table(p, &NetFacts::pasta())
-        );
+        insta::assert_snapshot!(format!("pasta_{}", p.label()), render_table(p, &NetFacts::pasta()));
     }
 }
 
 #[test]
 fn slirp4netns_tables_with_loopback_ports() {
     for p in POSTURES {
-        insta::assert_snapshot!(
-            format!("slirp_ports_{}", p.label()),
-            render_table(p, &slirp_with_ports())
-        );
+        insta::assert_snapshot!(format!("slirp_ports_{}", p.label()), render_table(p, &slirp_with_ports()));
     }
 }
 
@@ -44,16 +31,9 @@ fn ruleset_nft_with_seeds() {
     let seeds = Seeds {
         t10_override: vec![n("10.222.222.10")],
         t20_security_deny: vec![n("198.51.100.66"), n("2001:db8:bad::/48")],
-        t40_project_allow: vec![
-            n("198.51.100.10"),
-            n("2001:db8:100::10"),
-            n("198.51.100.128/25"),
-        ],
+        t40_project_allow: vec![n("198.51.100.10"), n("2001:db8:100::10"), n("198.51.100.128/25")],
     };
-    insta::assert_snapshot!(
-        "ruleset_nft_seeded",
-        ruleset_nft(&NetFacts::pasta(), &seeds)
-    );
+    insta::assert_snapshot!("ruleset_nft_seeded", ruleset_nft(&NetFacts::pasta(), &seeds));
 }
 
 /// The generator's own text classifies as its posture (the real listing is checked in the
@@ -73,43 +53,30 @@ fn generated_tables_verify_as_their_posture() {
         }
     }
     assert_eq!(classify(""), ShieldState::Offline);
-    assert_eq!(
-        classify("table inet terok_shield {\n}\n"),
-        ShieldState::Error
-    );
+    assert_eq!(classify("table inet terok_shield {\n}\n"), ShieldState::Error);
 }
 
 #[test]
 fn tampered_tables_fail_verification() {
     let up = render_table(Posture::Up, &NetFacts::pasta());
     let cases = [
-        (
-            "policy drop;\n        oifname",
-            "policy accept;\n        oifname",
-            "chain output has policy accept",
-        ),
+        ("policy drop;\n        oifname", "policy accept;\n        oifname", "chain output has policy accept"),
         (
             "        ip daddr 10.0.0.0/8 log",
             "        ip daddr 10.0.0.0/9 log",
             "no reject rule for private range 10.0.0.0/8",
         ),
-        (
-            "    set t40_dns_v6 {",
-            "    set t40_xxx_v6 {",
-            "set t40_dns_v6 missing",
-        ),
+        ("    set t40_dns_v6 {", "    set t40_xxx_v6 {", "set t40_dns_v6 missing"),
     ];
     for (from, to, expect) in cases {
         let broken = up.replacen(from, to, 1);
         assert_ne!(broken, up, "{from} not found");
-        let err = verify(Posture::Up, &broken)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err = verify(Posture::Up, &broken).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains(expect), "{expect}: {err}");
     }
     // The terminal rule moved above the allow tiers.
-    let terminal = "        log group 100 prefix \"TEROK_SHIELD_BLOCKED: \" counter reject with icmpx admin-prohibited\n";
+    let terminal =
+        "        log group 100 prefix \"TEROK_SHIELD_BLOCKED: \" counter reject with icmpx admin-prohibited\n";
     let moved = up.replacen(terminal, "", 1).replacen(
         "        ip daddr 169.254.0.0/16",
         &format!("{terminal}        ip daddr 169.254.0.0/16"),
@@ -118,10 +85,7 @@ fn tampered_tables_fail_verification() {
     assert!(verify(Posture::Up, &moved).is_err());
     // An accept-all rule slipped into a disengaged table is fine, a reject is not.
     let dis = render_table(Posture::Disengaged, &NetFacts::pasta());
-    let with_reject = dis.replacen(
-        "        ct state new",
-        "        ip daddr 10.0.0.0/8 reject\n        ct state new",
-        1,
-    );
+    let with_reject =
+        dis.replacen("        ct state new", "        ip daddr 10.0.0.0/8 reject\n        ct state new", 1);
     assert!(verify(Posture::Disengaged, &with_reject).is_err());
 }

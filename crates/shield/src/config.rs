@@ -81,51 +81,26 @@ pub fn load(path: &Path) -> Result<Loaded> {
 pub fn parse(text: &str, path: &Path) -> Result<Loaded> {
     let value: serde_json::Value = match serde_saphyr::from_str(text) {
         Ok(v) => v,
-        Err(e) => {
-            return Ok(warn(format!(
-                "failed to parse {}: {}",
-                path.display(),
-                one_line(&e.to_string())
-            )))
-        }
+        Err(e) => return Ok(warn(format!("failed to parse {}: {}", path.display(), one_line(&e.to_string())))),
     };
     let value = match value {
         serde_json::Value::Null => serde_json::Value::Object(Default::default()),
         v @ serde_json::Value::Object(_) => v,
-        other => {
-            return Ok(warn(format!(
-                "{}: expected mapping, got {}",
-                path.display(),
-                type_name(&other)
-            )))
-        }
+        other => return Ok(warn(format!("{}: expected mapping, got {}", path.display(), type_name(&other)))),
     };
-    let invalid = |detail: String| Error::Config {
-        path: path.to_path_buf(),
-        detail,
-    };
+    let invalid = |detail: String| Error::Config { path: path.to_path_buf(), detail };
     let raw: RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
         let at = e.path().to_string();
         let msg = one_line(&e.inner().to_string());
-        invalid(if at == "." {
-            msg
-        } else {
-            format!("{at}: {msg}")
-        })
+        invalid(if at == "." { msg } else { format!("{at}: {msg}") })
     })?;
-    let mut config = Config {
-        mode: raw.mode,
-        ..Config::default()
-    };
+    let mut config = Config { mode: raw.mode, ..Config::default() };
     if let Some(profiles) = raw.default_profiles {
         if profiles.is_empty() {
-            return Err(invalid(
-                "default_profiles: must list at least one profile".into(),
-            ));
+            return Err(invalid("default_profiles: must list at least one profile".into()));
         }
         for (i, name) in profiles.iter().enumerate() {
-            validate_profile_name(name)
-                .map_err(|e| invalid(format!("default_profiles[{i}]: {e}")))?;
+            validate_profile_name(name).map_err(|e| invalid(format!("default_profiles[{i}]: {e}")))?;
         }
         config.default_profiles = profiles;
     }
@@ -134,24 +109,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded> {
     }
     if let Some(p) = raw.dnsmasq_path {
         if !p.is_absolute() {
-            return Err(invalid(format!(
-                "dnsmasq_path: {} is not an absolute path",
-                p.display()
-            )));
+            return Err(invalid(format!("dnsmasq_path: {} is not an absolute path", p.display())));
         }
         config.dnsmasq_path = Some(p);
     }
-    Ok(Loaded {
-        config,
-        warnings: Vec::new(),
-    })
+    Ok(Loaded { config, warnings: Vec::new() })
 }
 
 fn warn(message: String) -> Loaded {
-    Loaded {
-        config: Config::default(),
-        warnings: vec![message],
-    }
+    Loaded { config: Config::default(), warnings: vec![message] }
 }
 
 fn one_line(s: &str) -> String {
@@ -190,17 +156,13 @@ mod tests {
         assert_eq!(c.mode, Mode::Hook);
         assert_eq!(c.default_profiles, ["base", "dev-node"]);
         assert!(!c.audit_enabled);
-        assert_eq!(
-            c.dnsmasq_path.as_deref(),
-            Some(Path::new("/usr/sbin/dnsmasq"))
-        );
+        assert_eq!(c.dnsmasq_path.as_deref(), Some(Path::new("/usr/sbin/dnsmasq")));
     }
 
     #[test]
     fn unknown_keys_are_rejected_at_every_level() {
         assert!(
-            check("bogus: 1\n")
-                .starts_with("ERR invalid /c/config.yml: bogus: unknown field `bogus`"),
+            check("bogus: 1\n").starts_with("ERR invalid /c/config.yml: bogus: unknown field `bogus`"),
             "{}",
             check("bogus: 1\n")
         );
@@ -212,27 +174,15 @@ mod tests {
     fn schema_errors() {
         for (text, expect) in [
             ("mode: fast\n", "mode: unknown variant `fast`"),
-            (
-                "default_profiles: []\n",
-                "default_profiles: must list at least one profile",
-            ),
-            (
-                "default_profiles: ['']\n",
-                "default_profiles[0]: Unsafe profile name: ''",
-            ),
+            ("default_profiles: []\n", "default_profiles: must list at least one profile"),
+            ("default_profiles: ['']\n", "default_profiles[0]: Unsafe profile name: ''"),
             ("default_profiles: ['../x']\n", "Unsafe profile name"),
             ("default_profiles: base\n", "default_profiles: invalid type"),
             ("audit:\n  enabled: 3\n", "audit.enabled: invalid type"),
-            (
-                "dnsmasq_path: dnsmasq\n",
-                "dnsmasq_path: dnsmasq is not an absolute path",
-            ),
+            ("dnsmasq_path: dnsmasq\n", "dnsmasq_path: dnsmasq is not an absolute path"),
         ] {
             let got = check(text);
-            assert!(
-                got.starts_with("ERR invalid /c/config.yml: ") && got.contains(expect),
-                "{text:?}: {got}"
-            );
+            assert!(got.starts_with("ERR invalid /c/config.yml: ") && got.contains(expect), "{text:?}: {got}");
         }
     }
 
@@ -241,9 +191,7 @@ mod tests {
         assert!(check("- a\n- b\n").starts_with("WARN /c/config.yml: expected mapping, got list"));
         assert!(check("just a string\n").contains("expected mapping, got str"));
         assert!(check("mode: [unclosed\n").starts_with("WARN failed to parse /c/config.yml"));
-        let missing = load(Path::new("/nonexistent/config.yml"))
-            .map(|l| l.config)
-            .unwrap_or_default();
+        let missing = load(Path::new("/nonexistent/config.yml")).map(|l| l.config).unwrap_or_default();
         assert_eq!(missing, Config::default());
     }
 }

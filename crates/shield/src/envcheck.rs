@@ -26,23 +26,16 @@ pub struct EnvironmentCheck {
 /// missing, fails or times out.
 pub fn podman_version() -> Option<String> {
     let podman = tools::find("podman")?;
-    let out = exec::run(
-        &podman,
-        &["version", "--format", "{{.Client.Version}}"],
-        Duration::from_secs(5),
-    )
-    .ok()?;
+    let out = exec::run(&podman, &["version", "--format", "{{.Client.Version}}"], Duration::from_secs(5)).ok()?;
     let v = out.stdout.trim();
-    (out.status == 0
-        && !v.is_empty()
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-+~".contains(c)))
-    .then(|| v.to_string())
+    (out.status == 0 && !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || ".-+~".contains(c)))
+        .then(|| v.to_string())
 }
 
 /// Run every check. `probe_dir` is the `_default` state dir for the dnsmasq AppArmor probe.
 pub fn check_environment(
     config: &Config,
+    env: &crate::paths::Env,
     ns_dir: &Path,
     probe_dir: Option<&Path>,
 ) -> EnvironmentCheck {
@@ -66,14 +59,9 @@ pub fn check_environment(
     if let Some(t) = dns_tier.filter(|t| !t.live()) {
         issues.push(format!("DNS tier {}: {}", t.as_str(), t.hint()));
     }
-    let checks = check_setup(ns_dir, crate::VERSION);
+    let checks = check_setup(env, ns_dir, crate::VERSION, false);
     let ready = checks.iter().all(|c| c.status == SetupStatus::Ready);
-    issues.extend(
-        checks
-            .into_iter()
-            .filter(|c| c.status != SetupStatus::Ready)
-            .map(|c| c.diagnostic),
-    );
+    issues.extend(checks.into_iter().filter(|c| c.status != SetupStatus::Ready).map(|c| c.diagnostic));
     EnvironmentCheck {
         ok: issues.is_empty(),
         podman_version: podman_version(),

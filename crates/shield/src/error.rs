@@ -27,16 +27,9 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("{name} not found on PATH (only absolute PATH entries are searched). {hint}")]
-    ToolMissing {
-        name: &'static str,
-        hint: &'static str,
-    },
+    ToolMissing { name: &'static str, hint: &'static str },
     #[error("'{cmd}' failed (rc={rc}): {stderr}")]
-    Exec {
-        cmd: String,
-        rc: i32,
-        stderr: String,
-    },
+    Exec { cmd: String, rc: i32, stderr: String },
     #[error("'{cmd}' timed out after {secs} s")]
     Timeout { cmd: String, secs: u64 },
     #[error("{0}")]
@@ -45,10 +38,7 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }
 

@@ -29,13 +29,7 @@ pub struct Cmd<'a> {
 
 impl<'a> Cmd<'a> {
     pub fn new(program: &'a Path, timeout: Duration) -> Self {
-        Cmd {
-            program,
-            args: Vec::new(),
-            stdin: None,
-            timeout,
-            env: None,
-        }
+        Cmd { program, args: Vec::new(), stdin: None, timeout, env: None }
     }
 
     pub fn arg(mut self, a: impl Into<OsString>) -> Self {
@@ -71,25 +65,14 @@ impl<'a> Cmd<'a> {
     /// Run, capture output, kill at the deadline.
     pub fn run(&self) -> Result<Output> {
         let mut command = Command::new(self.program);
-        command
-            .args(&self.args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        command.stdin(if self.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
+        command.args(&self.args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         if let Some(vars) = &self.env {
             command.env_clear().envs(vars.iter().map(|(k, v)| (k, v)));
         }
         let mut child = command.spawn().map_err(|e| Error::Exec {
             cmd: self.text(),
-            rc: if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                -1
-            },
+            rc: if e.kind() == std::io::ErrorKind::NotFound { 127 } else { -1 },
             stderr: e.to_string(),
         })?;
         let writer = match (child.stdin.take(), self.stdin) {
@@ -112,19 +95,10 @@ impl<'a> Cmd<'a> {
                 Ok(None) if Instant::now() >= deadline => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(Error::Timeout {
-                        cmd: self.text(),
-                        secs: self.timeout.as_secs(),
-                    });
+                    return Err(Error::Timeout { cmd: self.text(), secs: self.timeout.as_secs() });
                 }
                 Ok(None) => std::thread::sleep(Duration::from_micros(500)),
-                Err(e) => {
-                    return Err(Error::Exec {
-                        cmd: self.text(),
-                        rc: -1,
-                        stderr: e.to_string(),
-                    })
-                }
+                Err(e) => return Err(Error::Exec { cmd: self.text(), rc: -1, stderr: e.to_string() }),
             }
         };
         if let Some(w) = writer {
@@ -132,27 +106,15 @@ impl<'a> Cmd<'a> {
         }
         let stdout = out_reader.join().unwrap_or_default();
         let stderr = err_reader.join().unwrap_or_default();
-        Ok(Output {
-            status: status.code().unwrap_or(-1),
-            stdout,
-            stderr,
-        })
+        Ok(Output { status: status.code().unwrap_or(-1), stdout, stderr })
     }
 
     /// Like [`Cmd::run`], but a non-zero exit is an error carrying the trimmed stderr.
     pub fn run_ok(&self) -> Result<Output> {
         let out = self.run()?;
         if out.status != 0 {
-            let detail = if out.stderr.trim().is_empty() {
-                out.stdout.trim()
-            } else {
-                out.stderr.trim()
-            };
-            return Err(Error::Exec {
-                cmd: self.text(),
-                rc: out.status,
-                stderr: one_line(detail),
-            });
+            let detail = if out.stderr.trim().is_empty() { out.stdout.trim() } else { out.stderr.trim() };
+            return Err(Error::Exec { cmd: self.text(), rc: out.status, stderr: one_line(detail) });
         }
         Ok(out)
     }
@@ -160,11 +122,7 @@ impl<'a> Cmd<'a> {
 
 /// Collapse a multi-line tool message into one line.
 pub fn one_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ")
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ")
 }
 
 /// Run `program args…` with no stdin.
@@ -174,9 +132,7 @@ pub fn run(program: &Path, args: &[&str], timeout: Duration) -> Result<Output> {
 
 /// Like [`run`], but a non-zero exit is an error.
 pub fn run_ok(program: &Path, args: &[&str], timeout: Duration) -> Result<Output> {
-    Cmd::new(program, timeout)
-        .args(args.iter().copied())
-        .run_ok()
+    Cmd::new(program, timeout).args(args.iter().copied()).run_ok()
 }
 
 fn read_all<R: Read>(pipe: Option<&mut R>) -> String {
@@ -194,31 +150,17 @@ mod tests {
     #[test]
     fn captures_and_times_out() {
         let sh = Path::new("/bin/sh");
-        let out = run(
-            sh,
-            &["-c", "echo out; echo err >&2; exit 3"],
-            Duration::from_secs(5),
-        );
+        let out = run(sh, &["-c", "echo out; echo err >&2; exit 3"], Duration::from_secs(5));
         let out = out.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            (out.status, out.stdout.as_str(), out.stderr.as_str()),
-            (3, "out\n", "err\n")
-        );
+        assert_eq!((out.status, out.stdout.as_str(), out.stderr.as_str()), (3, "out\n", "err\n"));
         let started = Instant::now();
         let slow = run(sh, &["-c", "sleep 5"], Duration::from_millis(200));
         assert!(matches!(slow, Err(Error::Timeout { .. })));
         assert!(started.elapsed() < Duration::from_secs(3));
-        let e = run_ok(
-            sh,
-            &["-c", "echo bad >&2; echo more >&2; exit 1"],
-            Duration::from_secs(5),
-        )
-        .err()
-        .map(|e| e.to_string());
-        assert_eq!(
-            e.as_deref(),
-            Some("'/bin/sh -c echo bad >&2; echo more >&2; exit 1' failed (rc=1): bad | more")
-        );
+        let e = run_ok(sh, &["-c", "echo bad >&2; echo more >&2; exit 1"], Duration::from_secs(5))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("'/bin/sh -c echo bad >&2; echo more >&2; exit 1' failed (rc=1): bad | more"));
     }
 
     #[test]

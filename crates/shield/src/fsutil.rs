@@ -9,14 +9,8 @@ use crate::error::{Error, Result};
 /// part. `mode` sets the permission bits of the new file.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let io = |e| Error::io(path, e);
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
@@ -42,18 +36,9 @@ mod tests {
         write_atomic(&p, b"one", 0o600)?;
         write_atomic(&p, b"two", 0o600)?;
         assert_eq!(std::fs::read(&p).map_err(|e| Error::io(&p, e))?, b"two");
-        let mode = std::fs::metadata(&p)
-            .map_err(|e| Error::io(&p, e))?
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?.permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert_eq!(
-            std::fs::read_dir(dir.path())
-                .map(|d| d.count())
-                .unwrap_or(0),
-            1,
-            "no temp file left"
-        );
+        assert_eq!(std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0), 1, "no temp file left");
         Ok(())
     }
 }

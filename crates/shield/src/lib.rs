@@ -4,6 +4,7 @@
 //! adds what touches the host: directory roots, `config.yml`, profile files, host-tool
 //! lookup, subprocesses with timeouts, and the environment check.
 
+pub mod audit;
 pub mod bundle;
 pub mod config;
 pub mod dns;
@@ -15,6 +16,8 @@ pub mod hook;
 pub mod netns;
 pub mod nft;
 pub mod paths;
+pub mod podman;
+pub mod prepare;
 pub mod profiles;
 pub mod setup;
 pub mod tools;

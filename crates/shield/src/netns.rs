@@ -19,22 +19,13 @@ pub fn net_ns_path(pid: u32) -> PathBuf {
 /// Move this process into the network namespace of `pid`.
 pub fn enter_net_of(pid: u32) -> Result<()> {
     let path = net_ns_path(pid);
-    let file = File::open(&path).map_err(|e| {
-        Error::Setup(format!(
-            "network namespace file missing for pid {pid}: {}: {e}",
-            path.display()
-        ))
-    })?;
-    setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| {
-        Error::Setup(format!(
-            "cannot enter the network namespace of pid {pid}: {e}"
-        ))
-    })
+    let file = File::open(&path)
+        .map_err(|e| Error::Setup(format!("network namespace file missing for pid {pid}: {}: {e}", path.display())))?;
+    setns(&file, CloneFlags::CLONE_NEWNET)
+        .map_err(|e| Error::Setup(format!("cannot enter the network namespace of pid {pid}: {e}")))
 }
 
 /// The inode of the current network namespace (to tell namespaces apart in tests and logs).
 pub fn current_net_ns() -> Option<String> {
-    std::fs::read_link("/proc/self/ns/net")
-        .ok()
-        .map(|p| p.display().to_string())
+    std::fs::read_link("/proc/self/ns/net").ok().map(|p| p.display().to_string())
 }

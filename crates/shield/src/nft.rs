@@ -30,10 +30,7 @@ pub struct Nft {
 impl Nft {
     /// Find `nft` on PATH (absolute entries only).
     pub fn locate() -> Result<Nft> {
-        let bin = tools::find("nft").ok_or(Error::ToolMissing {
-            name: "nft",
-            hint: tools::NFT_HINT,
-        })?;
+        let bin = tools::find("nft").ok_or(Error::ToolMissing { name: "nft", hint: tools::NFT_HINT })?;
         Ok(Nft { bin, env: None })
     }
 
@@ -58,19 +55,12 @@ impl Nft {
 
     /// Apply a script as one transaction (`nft -f -`).
     pub fn apply(&self, script: &str) -> Result<()> {
-        self.cmd()
-            .args(["-f", "-"])
-            .stdin(script.as_bytes())
-            .run_ok()
-            .map(|_| ())
+        self.cmd().args(["-f", "-"]).stdin(script.as_bytes()).run_ok().map(|_| ())
     }
 
     /// `nft list table inet terok_shield`; empty when the table does not exist.
     pub fn list_table(&self) -> Result<String> {
-        let out = self
-            .cmd()
-            .args(["list", "table", "inet", "terok_shield"])
-            .run()?;
+        let out = self.cmd().args(["list", "table", "inet", "terok_shield"]).run()?;
         if out.status == 0 {
             return Ok(out.stdout);
         }
@@ -89,11 +79,7 @@ impl Nft {
     /// denies by default: a failure leaves a closed firewall, never an open one.
     pub fn load(&self, table: &str, seeds: &Seeds, posture: Posture) -> Result<String> {
         let existing = !self.list_table()?.is_empty();
-        let script = if existing {
-            format!("delete table inet terok_shield\n{table}")
-        } else {
-            table.to_string()
-        };
+        let script = if existing { format!("delete table inet terok_shield\n{table}") } else { table.to_string() };
         self.apply(&script)?;
         for stmt in seed_statements_batched(seeds) {
             self.apply(&stmt)?;
@@ -123,11 +109,7 @@ fn check_counts(seeds: &Seeds, listing: &str) -> Result<()> {
     let counts = set_element_counts(listing);
     for (set, want) in terok_shield_ruleset::seeds::expected_counts(seeds) {
         let have = counts.get(set).copied().unwrap_or(0);
-        let ok = if set.contains("_net_") {
-            want == 0 || have > 0
-        } else {
-            have == want
-        };
+        let ok = if set.contains("_net_") { want == 0 || have > 0 } else { have == want };
         if !ok {
             return Err(Error::Setup(format!(
                 "ruleset verification failed: set {set} holds {have} elements, expected {want}"

@@ -20,30 +20,19 @@ pub struct Env {
 impl Env {
     pub fn from_process() -> Self {
         Env {
-            vars: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
-                .collect(),
+            vars: std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))).collect(),
             real_root: is_real_root(),
         }
     }
 
     /// A fixed environment, for tests.
     pub fn fixed(vars: &[(&str, &str)], real_root: bool) -> Self {
-        Env {
-            vars: vars
-                .iter()
-                .map(|(k, v)| (k.to_string(), OsString::from(v)))
-                .collect(),
-            real_root,
-        }
+        Env { vars: vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect(), real_root }
     }
 
     /// A variable's value, when set and non-empty.
     pub fn get(&self, key: &str) -> Option<&OsStr> {
-        self.vars
-            .get(key)
-            .map(OsString::as_os_str)
-            .filter(|v| !v.is_empty())
+        self.vars.get(key).map(OsString::as_os_str).filter(|v| !v.is_empty())
     }
 
     /// An XDG base directory: only absolute values count (XDG Base Directory spec).
@@ -54,15 +43,16 @@ impl Env {
         }
     }
 
+    /// `$XDG_DATA_HOME`, else `~/.local/share`.
+    pub fn xdg_data_home(&self) -> Result<PathBuf> {
+        self.xdg("XDG_DATA_HOME", ".local/share")
+    }
+
     pub fn home(&self) -> Result<PathBuf> {
         self.get("HOME")
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
-            .ok_or_else(|| {
-                Error::Setup(
-                    "HOME is not set to an absolute path; set it, or pass --state-dir".into(),
-                )
-            })
+            .ok_or_else(|| Error::Setup("HOME is not set to an absolute path; set it, or pass --state-dir".into()))
     }
 }
 
@@ -80,9 +70,7 @@ pub fn state_root(flag: Option<&Path>, env: &Env) -> Result<PathBuf> {
     if let Some(p) = env.get("TEROK_SHIELD_STATE_DIR") {
         return absolute(Path::new(p));
     }
-    Ok(env
-        .xdg("XDG_STATE_HOME", ".local/state")?
-        .join("terok/shield"))
+    Ok(env.xdg("XDG_STATE_HOME", ".local/state")?.join("terok/shield"))
 }
 
 /// Config root: `$TEROK_SHIELD_CONFIG_DIR` → `$XDG_CONFIG_HOME/terok/shield` →
@@ -144,11 +132,7 @@ fn terok_paths_root(env: &Env) -> Option<PathBuf> {
         let Ok(value) = serde_saphyr::from_str::<serde_json::Value>(&text) else {
             continue;
         };
-        if let Some(s) = value
-            .get("paths")
-            .and_then(|p| p.get("root"))
-            .and_then(|r| r.as_str())
-        {
+        if let Some(s) = value.get("paths").and_then(|p| p.get("root")).and_then(|r| r.as_str()) {
             root = Some(expand_tilde(s, env));
         }
     }
@@ -166,16 +150,12 @@ fn expand_tilde(s: &str, env: &Env) -> PathBuf {
 /// Effective uid 0 *and* the initial user namespace (`uid_map` is exactly `0 0 4294967295`).
 /// A uid 0 inside a user namespace is not real root.
 pub fn is_real_root() -> bool {
-    effective_uid() == Some(0)
-        && std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| is_initial_uid_map(&m))
+    effective_uid() == Some(0) && std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| is_initial_uid_map(&m))
 }
 
 fn is_initial_uid_map(map: &str) -> bool {
-    let rows: Vec<Vec<&str>> = map
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .filter(|r: &Vec<&str>| !r.is_empty())
-        .collect();
+    let rows: Vec<Vec<&str>> =
+        map.lines().map(|l| l.split_whitespace().collect()).filter(|r: &Vec<&str>| !r.is_empty()).collect();
     rows.len() == 1 && rows[0] == ["0", "0", "4294967295"]
 }
 
@@ -191,35 +171,21 @@ mod tests {
     use super::*;
 
     fn p(r: Result<PathBuf>) -> String {
-        r.map(|p| p.display().to_string())
-            .unwrap_or_else(|e| format!("ERR {e}"))
+        r.map(|p| p.display().to_string()).unwrap_or_else(|e| format!("ERR {e}"))
     }
 
     #[test]
     fn state_root_order() {
         let env = Env::fixed(
-            &[
-                ("HOME", "/home/u"),
-                ("XDG_STATE_HOME", "/xdg/state"),
-                ("TEROK_SHIELD_STATE_DIR", "/env/state"),
-            ],
+            &[("HOME", "/home/u"), ("XDG_STATE_HOME", "/xdg/state"), ("TEROK_SHIELD_STATE_DIR", "/env/state")],
             false,
         );
         assert_eq!(p(state_root(Some(Path::new("/flag")), &env)), "/flag");
         assert_eq!(p(state_root(None, &env)), "/env/state");
-        let env = Env::fixed(
-            &[("HOME", "/home/u"), ("XDG_STATE_HOME", "/xdg/state")],
-            false,
-        );
+        let env = Env::fixed(&[("HOME", "/home/u"), ("XDG_STATE_HOME", "/xdg/state")], false);
         assert_eq!(p(state_root(None, &env)), "/xdg/state/terok/shield");
-        let env = Env::fixed(
-            &[("HOME", "/home/u"), ("XDG_STATE_HOME", "relative")],
-            false,
-        );
-        assert_eq!(
-            p(state_root(None, &env)),
-            "/home/u/.local/state/terok/shield"
-        );
+        let env = Env::fixed(&[("HOME", "/home/u"), ("XDG_STATE_HOME", "relative")], false);
+        assert_eq!(p(state_root(None, &env)), "/home/u/.local/state/terok/shield");
         assert!(p(state_root(None, &Env::fixed(&[], false))).starts_with("ERR HOME is not set"));
     }
 
@@ -227,14 +193,8 @@ mod tests {
     fn config_root_order() {
         let env = Env::fixed(&[("HOME", "/home/u")], false);
         assert_eq!(p(config_root(&env)), "/home/u/.config/terok/shield");
-        let env = Env::fixed(
-            &[
-                ("HOME", "/home/u"),
-                ("XDG_CONFIG_HOME", "/c"),
-                ("TEROK_SHIELD_CONFIG_DIR", "/d"),
-            ],
-            false,
-        );
+        let env =
+            Env::fixed(&[("HOME", "/home/u"), ("XDG_CONFIG_HOME", "/c"), ("TEROK_SHIELD_CONFIG_DIR", "/d")], false);
         assert_eq!(p(config_root(&env)), "/d");
     }
 
@@ -246,24 +206,11 @@ mod tests {
         let cfg_s = cfg.display().to_string();
         let env = Env::fixed(&[("HOME", "/home/u"), ("TEROK_CONFIG_FILE", &cfg_s)], false);
         assert_eq!(p(namespace_dir(&env)), "/home/u/terok-data/shield");
-        let env = Env::fixed(
-            &[
-                ("HOME", "/home/u"),
-                ("TEROK_CONFIG_FILE", &cfg_s),
-                ("TEROK_ROOT", "/tr"),
-            ],
-            false,
-        );
+        let env = Env::fixed(&[("HOME", "/home/u"), ("TEROK_CONFIG_FILE", &cfg_s), ("TEROK_ROOT", "/tr")], false);
         assert_eq!(p(namespace_dir(&env)), "/tr/shield");
-        let env = Env::fixed(
-            &[("HOME", "/home/u"), ("TEROK_CONFIG_FILE", "/nonexistent")],
-            false,
-        );
+        let env = Env::fixed(&[("HOME", "/home/u"), ("TEROK_CONFIG_FILE", "/nonexistent")], false);
         assert_eq!(p(namespace_dir(&env)), "/home/u/.local/share/terok/shield");
-        let env = Env::fixed(
-            &[("HOME", "/root"), ("TEROK_CONFIG_FILE", "/nonexistent")],
-            true,
-        );
+        let env = Env::fixed(&[("HOME", "/root"), ("TEROK_CONFIG_FILE", "/nonexistent")], true);
         assert_eq!(p(namespace_dir(&env)), "/var/lib/terok/shield");
         Ok(())
     }

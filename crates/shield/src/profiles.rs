@@ -27,9 +27,7 @@ pub struct ProfileDirs {
 
 impl ProfileDirs {
     pub fn new(config_root: &Path) -> Self {
-        ProfileDirs {
-            user_dir: config_root.join("profiles"),
-        }
+        ProfileDirs { user_dir: config_root.join("profiles") }
     }
 
     /// A profile's text: the user's file first, then the bundled one. The name must have been
@@ -37,18 +35,12 @@ impl ProfileDirs {
     pub fn lookup(&self, name: &str) -> Option<ProfileSource> {
         let user = self.user_dir.join(format!("{name}.txt"));
         if let Ok(text) = std::fs::read_to_string(&user) {
-            return Some(ProfileSource {
-                origin: user.display().to_string(),
-                text,
-            });
+            return Some(ProfileSource { origin: user.display().to_string(), text });
         }
         BUNDLED
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(n, text)| ProfileSource {
-                origin: format!("bundled profile {n}"),
-                text: (*text).to_string(),
-            })
+            .map(|(n, text)| ProfileSource { origin: format!("bundled profile {n}"), text: (*text).to_string() })
     }
 
     /// Sorted union of bundled names and `*.txt` stems in the user dir.
@@ -82,29 +74,13 @@ mod tests {
 
     fn domains(names: &[&str], dirs: &ProfileDirs) -> Vec<String> {
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        dirs.compose(&names)
-            .unwrap_or_default()
-            .iter()
-            .map(|e| e.target.to_string())
-            .collect()
+        dirs.compose(&names).unwrap_or_default().iter().map(|e| e.target.to_string()).collect()
     }
 
     #[test]
     fn bundled_profiles_hold_the_specified_data() {
-        let dirs = ProfileDirs {
-            user_dir: PathBuf::from("/nonexistent"),
-        };
-        assert_eq!(
-            dirs.list(),
-            [
-                "base",
-                "dev-node",
-                "dev-python",
-                "dev-standard",
-                "krun_guest",
-                "nvidia-hpc"
-            ]
-        );
+        let dirs = ProfileDirs { user_dir: PathBuf::from("/nonexistent") };
+        assert_eq!(dirs.list(), ["base", "dev-node", "dev-python", "dev-standard", "krun_guest", "nvidia-hpc"]);
         let expected: [(&str, &[&str]); 6] = [
             (
                 "base",
@@ -160,24 +136,8 @@ mod tests {
                     "readthedocs.io",
                 ],
             ),
-            (
-                "dev-node",
-                &[
-                    "registry.npmjs.org",
-                    "registry.yarnpkg.com",
-                    "cdn.jsdelivr.net",
-                    "unpkg.com",
-                ],
-            ),
-            (
-                "nvidia-hpc",
-                &[
-                    "developer.download.nvidia.com",
-                    "nvcr.io",
-                    "authn.nvidia.com",
-                    "cuda-repo.nvidia.com",
-                ],
-            ),
+            ("dev-node", &["registry.npmjs.org", "registry.yarnpkg.com", "cdn.jsdelivr.net", "unpkg.com"]),
+            ("nvidia-hpc", &["developer.download.nvidia.com", "nvcr.io", "authn.nvidia.com", "cuda-repo.nvidia.com"]),
             (
                 "krun_guest",
                 &[
@@ -195,13 +155,7 @@ mod tests {
         for (name, want) in expected {
             assert_eq!(domains(&[name], &dirs), want, "{name}");
         }
-        assert_eq!(
-            domains(&["dev-python", "dev-standard"], &dirs)
-                .iter()
-                .filter(|d| *d == "pypi.org")
-                .count(),
-            1
-        );
+        assert_eq!(domains(&["dev-python", "dev-standard"], &dirs).iter().filter(|d| *d == "pypi.org").count(), 1);
     }
 
     #[test]
@@ -209,17 +163,12 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| crate::Error::io("tmp", e))?;
         let dirs = ProfileDirs::new(dir.path());
         std::fs::create_dir(&dirs.user_dir).map_err(|e| crate::Error::io(&dirs.user_dir, e))?;
-        std::fs::write(dirs.user_dir.join("base.txt"), "+mine.example\n")
-            .map_err(|e| crate::Error::io("base", e))?;
+        std::fs::write(dirs.user_dir.join("base.txt"), "+mine.example\n").map_err(|e| crate::Error::io("base", e))?;
         std::fs::write(dirs.user_dir.join("extra.txt"), "+x.example:443\n")
             .map_err(|e| crate::Error::io("extra", e))?;
-        std::fs::write(dirs.user_dir.join("notes.md"), "")
-            .map_err(|e| crate::Error::io("notes", e))?;
+        std::fs::write(dirs.user_dir.join("notes.md"), "").map_err(|e| crate::Error::io("notes", e))?;
         assert_eq!(domains(&["base"], &dirs), ["mine.example"]);
-        assert!(
-            dirs.list().contains(&"extra".to_string())
-                && !dirs.list().contains(&"notes".to_string())
-        );
+        assert!(dirs.list().contains(&"extra".to_string()) && !dirs.list().contains(&"notes".to_string()));
         let composed = dirs.compose(&["extra".into(), "base".into()])?;
         assert_eq!(render_policy(&composed), "+x.example:443\n+mine.example\n");
         Ok(())

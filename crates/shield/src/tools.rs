@@ -30,7 +30,8 @@ pub fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-pub const NFT_HINT: &str = "Install nftables: apt install nftables (Debian/Ubuntu), dnf install nftables (Fedora), pacman -S nftables (Arch).";
+pub const NFT_HINT: &str =
+    "Install nftables: apt install nftables (Debian/Ubuntu), dnf install nftables (Fedora), pacman -S nftables (Arch).";
 
 #[cfg(test)]
 mod tests {
@@ -46,10 +47,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let plain = dir.path().join("plain");
         std::fs::write(&plain, "").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            find_in(&plain.display().to_string(), None),
-            None,
-            "not executable"
-        );
+        assert_eq!(find_in(&plain.display().to_string(), None), None, "not executable");
     }
 }

@@ -5,14 +5,9 @@
 mod support;
 
 use support::{can_run, Lab, Netns, Probe};
-use support::{
-    HOST_ALLOWED_V4, HOST_ALLOWED_V6, HOST_DENIED_V4, HOST_PRIVATE_V4, HOST_UNLISTED_V4,
-    HOST_UNLISTED_V6,
-};
+use support::{HOST_ALLOWED_V4, HOST_ALLOWED_V6, HOST_DENIED_V4, HOST_PRIVATE_V4, HOST_UNLISTED_V4, HOST_UNLISTED_V6};
 use terok_shield_policy::IpNet;
-use terok_shield_ruleset::{
-    classify, render_table, ruleset_nft, verify, NetFacts, Posture, Seeds, ShieldState,
-};
+use terok_shield_ruleset::{classify, render_table, ruleset_nft, verify, NetFacts, Posture, Seeds, ShieldState};
 
 const POSTURES: [(Posture, ShieldState); 4] = [
     (Posture::Up, ShieldState::Up),
@@ -51,8 +46,7 @@ fn every_posture_loads_lists_back_and_verifies() {
     for facts in [NetFacts::pasta(), slirp_with_ports()] {
         for (posture, state) in POSTURES {
             let text = render_table(posture, &facts);
-            ns.nft_check(&text)
-                .unwrap_or_else(|e| panic!("{posture:?}: nft -c refused the table: {e}"));
+            ns.nft_check(&text).unwrap_or_else(|e| panic!("{posture:?}: nft -c refused the table: {e}"));
             let delete = if ns.nft(&["list", "tables"]).contains("terok_shield") {
                 "delete table inet terok_shield\n"
             } else {
@@ -61,11 +55,7 @@ fn every_posture_loads_lists_back_and_verifies() {
             ns.nft_load(&format!("{delete}{text}"))
                 .unwrap_or_else(|e| panic!("{posture:?}: nft refused the table: {e}"));
             let listing = ns.list_table();
-            assert_eq!(
-                verify(posture, &listing),
-                Ok(()),
-                "{posture:?} listing:\n{listing}"
-            );
+            assert_eq!(verify(posture, &listing), Ok(()), "{posture:?} listing:\n{listing}");
             assert_eq!(classify(&listing), state, "{posture:?}");
         }
     }
@@ -88,62 +78,20 @@ fn seeded_ruleset_loads_and_authored_elements_never_expire() {
             net("198.51.100.192/26"),
         ],
     };
-    ns.nft_load(&ruleset_nft(&NetFacts::pasta(), &seeds))
-        .unwrap_or_else(|e| panic!("nft refused ruleset.nft: {e}"));
-    let allow_v4 = ns.nft(&[
-        "list",
-        "set",
-        "inet",
-        "terok_shield",
-        "t40_project_allow_v4",
-    ]);
+    ns.nft_load(&ruleset_nft(&NetFacts::pasta(), &seeds)).unwrap_or_else(|e| panic!("nft refused ruleset.nft: {e}"));
+    let allow_v4 = ns.nft(&["list", "set", "inet", "terok_shield", "t40_project_allow_v4"]);
     assert!(allow_v4.contains("198.51.100.10"), "{allow_v4}");
-    let nets_v4 = ns.nft(&[
-        "list",
-        "set",
-        "inet",
-        "terok_shield",
-        "t40_project_allow_net_v4",
-    ]);
-    assert!(
-        nets_v4.contains("198.51.100.128/25") && !nets_v4.contains("/26"),
-        "{nets_v4}"
-    );
+    let nets_v4 = ns.nft(&["list", "set", "inet", "terok_shield", "t40_project_allow_net_v4"]);
+    assert!(nets_v4.contains("198.51.100.128/25") && !nets_v4.contains("/26"), "{nets_v4}");
     let listing = ns.list_table();
-    assert!(
-        !listing.contains("expires"),
-        "an authored element carries a timeout:\n{listing}"
-    );
+    assert!(!listing.contains("expires"), "an authored element carries a timeout:\n{listing}");
     assert!(listing.contains("2001:db8:bad::/48") && listing.contains("10.222.222.10"));
     assert_eq!(classify(&listing), ShieldState::Up);
     // A runtime add to a tier set is permanent as well; only the DNS-learned set times out.
-    ns.nft(&[
-        "add",
-        "element",
-        "inet",
-        "terok_shield",
-        "t40_project_allow_v4",
-        "{ 198.51.100.20 }",
-    ]);
-    ns.nft(&[
-        "add",
-        "element",
-        "inet",
-        "terok_shield",
-        "t40_dns_v4",
-        "{ 198.51.100.30 }",
-    ]);
-    let allow_v4 = ns.nft(&[
-        "list",
-        "set",
-        "inet",
-        "terok_shield",
-        "t40_project_allow_v4",
-    ]);
-    assert!(
-        allow_v4.contains("198.51.100.20") && !allow_v4.contains("expires"),
-        "{allow_v4}"
-    );
+    ns.nft(&["add", "element", "inet", "terok_shield", "t40_project_allow_v4", "{ 198.51.100.20 }"]);
+    ns.nft(&["add", "element", "inet", "terok_shield", "t40_dns_v4", "{ 198.51.100.30 }"]);
+    let allow_v4 = ns.nft(&["list", "set", "inet", "terok_shield", "t40_project_allow_v4"]);
+    assert!(allow_v4.contains("198.51.100.20") && !allow_v4.contains("expires"), "{allow_v4}");
     let learned = ns.nft(&["list", "set", "inet", "terok_shield", "t40_dns_v4"]);
     assert!(learned.contains("198.51.100.30 expires"), "{learned}");
 }
@@ -154,22 +102,11 @@ fn a_hundred_thousand_addresses_load_in_plain_sets() {
         return;
     }
     let ns = Netns::new("big");
-    let many: Vec<IpNet> = (0..100_000u32)
-        .map(|i| IpNet::host(std::net::Ipv4Addr::from(0x0B00_0000 + i * 3).into()))
-        .collect();
-    let seeds = Seeds {
-        t40_project_allow: many,
-        ..Seeds::default()
-    };
-    ns.nft_load(&ruleset_nft(&NetFacts::pasta(), &seeds))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let set = ns.nft(&[
-        "list",
-        "set",
-        "inet",
-        "terok_shield",
-        "t40_project_allow_v4",
-    ]);
+    let many: Vec<IpNet> =
+        (0..100_000u32).map(|i| IpNet::host(std::net::Ipv4Addr::from(0x0B00_0000 + i * 3).into())).collect();
+    let seeds = Seeds { t40_project_allow: many, ..Seeds::default() };
+    ns.nft_load(&ruleset_nft(&NetFacts::pasta(), &seeds)).unwrap_or_else(|e| panic!("{e}"));
+    let set = ns.nft(&["list", "set", "inet", "terok_shield", "t40_project_allow_v4"]);
     let elements = set
         .split(|c: char| c == ',' || c.is_whitespace() || c == '{' || c == '}')
         .filter(|t| t.parse::<std::net::Ipv4Addr>().is_ok())
@@ -185,51 +122,18 @@ fn up_allows_only_the_allowlist_on_both_families() {
         return;
     }
     let lab = Lab::new();
-    expect(
-        &lab,
-        HOST_UNLISTED_V6,
-        3,
-        Probe::Answered,
-        "test hosts must answer before the shield is up",
-    );
+    expect(&lab, HOST_UNLISTED_V6, 3, Probe::Answered, "test hosts must answer before the shield is up");
     let lab = Lab::new(); // a fresh pair: no neighbour entries, no conntrack state
     let seeds = Seeds {
-        t40_project_allow: vec![
-            net(HOST_ALLOWED_V4),
-            net(HOST_ALLOWED_V6),
-            net(HOST_PRIVATE_V4),
-            net(HOST_DENIED_V4),
-        ],
+        t40_project_allow: vec![net(HOST_ALLOWED_V4), net(HOST_ALLOWED_V6), net(HOST_PRIVATE_V4), net(HOST_DENIED_V4)],
         t20_security_deny: vec![net(HOST_DENIED_V4)],
         ..Seeds::default()
     };
-    let facts = NetFacts {
-        dns: "198.18.1.2".parse().unwrap_or_else(|e| panic!("{e}")),
-        ..NetFacts::pasta()
-    };
-    lab.client
-        .nft_load(&ruleset_nft(&facts, &seeds))
-        .unwrap_or_else(|e| panic!("{e}"));
-    expect(
-        &lab,
-        HOST_ALLOWED_V6,
-        3,
-        Probe::Answered,
-        "allowlisted IPv6 host",
-    );
-    expect(
-        &lab,
-        HOST_ALLOWED_V4,
-        3,
-        Probe::Answered,
-        "allowlisted IPv4 host",
-    );
-    for host in [
-        HOST_UNLISTED_V4,
-        HOST_UNLISTED_V6,
-        HOST_DENIED_V4,
-        HOST_PRIVATE_V4,
-    ] {
+    let facts = NetFacts { dns: "198.18.1.2".parse().unwrap_or_else(|e| panic!("{e}")), ..NetFacts::pasta() };
+    lab.client.nft_load(&ruleset_nft(&facts, &seeds)).unwrap_or_else(|e| panic!("{e}"));
+    expect(&lab, HOST_ALLOWED_V6, 3, Probe::Answered, "allowlisted IPv6 host");
+    expect(&lab, HOST_ALLOWED_V4, 3, Probe::Answered, "allowlisted IPv4 host");
+    for host in [HOST_UNLISTED_V4, HOST_UNLISTED_V6, HOST_DENIED_V4, HOST_PRIVATE_V4] {
         expect(&lab, host, 3, rejected(), "{host} must be rejected");
     }
     // Denied beats allowed, private beats allowed: both were in the allow seed above.
@@ -244,76 +148,24 @@ fn down_disengaged_and_quarantine_behave_as_specified() {
     }
     let lab = Lab::new();
     let facts = NetFacts::pasta();
-    let deny = Seeds {
-        t20_security_deny: vec![net(HOST_DENIED_V4)],
-        ..Seeds::default()
-    };
+    let deny = Seeds { t20_security_deny: vec![net(HOST_DENIED_V4)], ..Seeds::default() };
     let seeds_text = |s: &Seeds| terok_shield_ruleset::seed_statements(s, 1000, 1000).join("\n");
 
     lab.client
-        .nft_load(&format!(
-            "{}{}\n",
-            render_table(Posture::Down, &facts),
-            seeds_text(&deny)
-        ))
+        .nft_load(&format!("{}{}\n", render_table(Posture::Down, &facts), seeds_text(&deny)))
         .unwrap_or_else(|e| panic!("{e}"));
-    expect(
-        &lab,
-        HOST_UNLISTED_V4,
-        3,
-        Probe::Answered,
-        "DOWN: unlisted v4",
-    );
-    expect(
-        &lab,
-        HOST_UNLISTED_V6,
-        3,
-        Probe::Answered,
-        "DOWN: unlisted v6",
-    );
+    expect(&lab, HOST_UNLISTED_V4, 3, Probe::Answered, "DOWN: unlisted v4");
+    expect(&lab, HOST_UNLISTED_V6, 3, Probe::Answered, "DOWN: unlisted v6");
     expect(&lab, HOST_PRIVATE_V4, 3, rejected(), "DOWN: private");
     expect(&lab, HOST_DENIED_V4, 3, rejected(), "DOWN: denied");
 
-    let replace = |p: Posture| {
-        format!(
-            "delete table inet terok_shield\n{}",
-            render_table(p, &facts)
-        )
-    };
-    lab.client
-        .nft_load(&replace(Posture::Disengaged))
-        .unwrap_or_else(|e| panic!("{e}"));
-    expect(
-        &lab,
-        HOST_PRIVATE_V4,
-        3,
-        Probe::Answered,
-        "DISENGAGED: private",
-    );
-    expect(
-        &lab,
-        HOST_DENIED_V4,
-        3,
-        Probe::Answered,
-        "DISENGAGED: formerly denied",
-    );
+    let replace = |p: Posture| format!("delete table inet terok_shield\n{}", render_table(p, &facts));
+    lab.client.nft_load(&replace(Posture::Disengaged)).unwrap_or_else(|e| panic!("{e}"));
+    expect(&lab, HOST_PRIVATE_V4, 3, Probe::Answered, "DISENGAGED: private");
+    expect(&lab, HOST_DENIED_V4, 3, Probe::Answered, "DISENGAGED: formerly denied");
 
-    let allow = Seeds {
-        t40_project_allow: vec![net(HOST_ALLOWED_V4)],
-        ..Seeds::default()
-    };
-    lab.client
-        .nft_load(&replace(Posture::Quarantine))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        lab.client.nft_load(&seeds_text(&allow)).is_err(),
-        "QUARANTINE has no sets to seed"
-    );
-    expect(
-        &lab,
-        HOST_ALLOWED_V4,
-        1,
-        Probe::TimedOut,
-        "QUARANTINE: silently dropped",
-    );
+    let allow = Seeds { t40_project_allow: vec![net(HOST_ALLOWED_V4)], ..Seeds::default() };
+    lab.client.nft_load(&replace(Posture::Quarantine)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(lab.client.nft_load(&seeds_text(&allow)).is_err(), "QUARANTINE has no sets to seed");
+    expect(&lab, HOST_ALLOWED_V4, 1, Probe::TimedOut, "QUARANTINE: silently dropped");
 }

@@ -23,11 +23,7 @@ pub fn run(ctx: &Context, json: bool) -> CliResult {
 
 pub fn gather(ctx: &Context) -> CliResult<EnvironmentCheck> {
     let probe_dir = ctx.default_state_dir();
-    Ok(check_environment(
-        &ctx.config,
-        &ctx.namespace_dir()?,
-        Some(&probe_dir),
-    ))
+    Ok(check_environment(&ctx.config, &ctx.env, &ctx.namespace_dir()?, Some(&probe_dir)))
 }
 
 /// Issues (indented) and the setup hint, each block after an empty line.

@@ -2,8 +2,10 @@
 
 mod check_environment;
 mod logs;
+mod prepare;
 mod preview;
 mod profiles;
+mod setup;
 mod status;
 mod version;
 
@@ -24,22 +26,13 @@ pub fn dispatch(inv: Invocation) -> CliResult {
         Verb::Status { json } => status::run(&ctx, json),
         Verb::Profiles => profiles::run(&ctx),
         Verb::CheckEnvironment { json } => check_environment::run(&ctx, json),
-        Verb::Preview {
-            down,
-            disengage,
-            profiles,
-            allow,
-            deny,
-        } => preview::run(
-            &ctx,
-            preview::Request {
-                down,
-                disengage,
-                profiles,
-                allow,
-                deny,
-            },
-        ),
+        Verb::Preview { down, disengage, profiles, allow, deny } => {
+            preview::run(&ctx, preview::Request { down, disengage, profiles, allow, deny })
+        }
         Verb::Logs { container, n } => logs::run(&ctx, container.as_deref(), n),
+        Verb::Prepare { container, profiles, json } => prepare::prepare(&ctx, &container, profiles.as_deref(), json),
+        Verb::Run { container, profiles } => prepare::run(&ctx, &container, profiles.as_deref(), &inv.trailing),
+        Verb::Setup { user, root } => setup::setup(&ctx, setup::target(user, root)),
+        Verb::Uninstall { user, root } => setup::uninstall(&ctx, setup::target(user, root)),
     }
 }

@@ -26,24 +26,12 @@ pub fn run(ctx: &Context, req: Request) -> CliResult {
         (false, false) => Posture::Up,
     };
     let tiers = policy(ctx, &req)?;
-    let mut text = format!(
-        "# Ruleset preview ({}):\n{}",
-        posture.label(),
-        render_table(posture, &NetFacts::preview())
-    );
+    let mut text = format!("# Ruleset preview ({}):\n{}", posture.label(), render_table(posture, &NetFacts::preview()));
     if let Some(tiers) = tiers {
         let eff = tiers.effective();
         let seeds = Seeds {
-            t40_project_allow: if posture == Posture::Up {
-                eff.t40_seed(&[])
-            } else {
-                Vec::new()
-            },
-            t20_security_deny: if posture == Posture::Disengaged {
-                Vec::new()
-            } else {
-                eff.t20_seed(&[])
-            },
+            t40_project_allow: if posture == Posture::Up { eff.t40_seed(&[]) } else { Vec::new() },
+            t20_security_deny: if posture == Posture::Disengaged { Vec::new() } else { eff.t20_seed(&[]) },
             t10_override: Vec::new(),
         };
         let max = terok_shield_ruleset::seeds::MAX_ELEMENTS_PER_STATEMENT;
@@ -51,17 +39,9 @@ pub fn run(ctx: &Context, req: Request) -> CliResult {
             text.push_str(&stmt);
             text.push('\n');
         }
-        let domains: Vec<&str> = eff
-            .allow_domains()
-            .into_iter()
-            .chain(eff.deny_domains())
-            .collect();
+        let domains: Vec<&str> = eff.allow_domains().into_iter().chain(eff.deny_domains()).collect();
         if !domains.is_empty() {
-            text.push_str(&format!(
-                "# {} domain(s) resolved at launch: {}\n",
-                domains.len(),
-                domains.join(", ")
-            ));
+            text.push_str(&format!("# {} domain(s) resolved at launch: {}\n", domains.len(), domains.join(", ")));
         }
     }
     text.push('\n');
@@ -73,15 +53,8 @@ fn policy(ctx: &Context, req: &Request) -> CliResult<Option<TierSet>> {
     if req.profiles.is_none() && req.allow.is_empty() && req.deny.is_empty() {
         return Ok(None);
     }
-    let names = req
-        .profiles
-        .as_deref()
-        .map(profile_list)
-        .unwrap_or_default();
-    let mut tiers = TierSet {
-        project_allow: ctx.profile_dirs().compose(&names)?,
-        ..TierSet::default()
-    };
+    let names = req.profiles.as_deref().map(profile_list).unwrap_or_default();
+    let mut tiers = TierSet { project_allow: ctx.profile_dirs().compose(&names)?, ..TierSet::default() };
     for (action, targets) in [(Action::Allow, &req.allow), (Action::Deny, &req.deny)] {
         for t in targets {
             let entry = Entry::new(action, Target::parse(t)?);

@@ -8,11 +8,7 @@ use crate::verbs::check_environment::{gather, hint_block, to_json};
 pub fn run(ctx: &Context, json: bool) -> CliResult {
     let check = gather(ctx)?;
     let profiles = ctx.profile_dirs().list();
-    let audit = if ctx.config.audit_enabled {
-        "enabled"
-    } else {
-        "disabled"
-    };
+    let audit = if ctx.config.audit_enabled { "enabled" } else { "disabled" };
     if json {
         let v = serde_json::json!({
             "version": terok_shield::VERSION,
@@ -23,11 +19,7 @@ pub fn run(ctx: &Context, json: bool) -> CliResult {
         });
         return output::print(&format!("{v}\n"));
     }
-    let profile_text = if profiles.is_empty() {
-        "(none)".to_string()
-    } else {
-        profiles.join(", ")
-    };
+    let profile_text = if profiles.is_empty() { "(none)".to_string() } else { profiles.join(", ") };
     let mut text = format!(
         "Version:  {}\nPodman:   {}\nMode:     hook\nHooks:    {}\nHealth:   {}\nAudit:    {}\nProfiles: {}\n",
         terok_shield::VERSION,

@@ -59,10 +59,7 @@ impl Bundle {
         text.lines()
             .map(str::trim)
             .filter(|l| !l.is_empty())
-            .map(|l| {
-                l.parse::<IpNet>()
-                    .map_err(|e| Error::Setup(format!("{}: {e}", p.display())))
-            })
+            .map(|l| l.parse::<IpNet>().map_err(|e| Error::Setup(format!("{}: {e}", p.display()))))
             .collect()
     }
 }

@@ -27,8 +27,7 @@ pub fn ensure_dirs(state_dir: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     for dir in [state_dir.to_path_buf(), policy_dir(state_dir)] {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| Error::io(&dir, e))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(&dir, e))?;
     }
     Ok(())
 }
@@ -68,11 +67,7 @@ pub fn write_tier(state_dir: &Path, tier: Tier, entries: &[Entry]) -> Result<boo
 pub fn policy_mtime(state_dir: &Path) -> SystemTime {
     Tier::ALL
         .iter()
-        .filter_map(|t| {
-            std::fs::metadata(tier_path(state_dir, *t))
-                .and_then(|m| m.modified())
-                .ok()
-        })
+        .filter_map(|t| std::fs::metadata(tier_path(state_dir, *t)).and_then(|m| m.modified()).ok())
         .max()
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
@@ -97,19 +92,14 @@ mod tests {
         assert_eq!(policy_mtime(&sd), SystemTime::UNIX_EPOCH);
         let entries = parse_policy("+B.example\n-10.1.2.3/8\n", "t")?;
         assert!(write_tier(&sd, Tier::ProjectAllow, &entries)?);
-        assert!(
-            !write_tier(&sd, Tier::ProjectAllow, &entries)?,
-            "unchanged content is not rewritten"
-        );
+        assert!(!write_tier(&sd, Tier::ProjectAllow, &entries)?, "unchanged content is not rewritten");
         assert_eq!(
             std::fs::read_to_string(tier_path(&sd, Tier::ProjectAllow)).unwrap_or_default(),
             "+b.example\n-10.0.0.0/8\n"
         );
         assert_eq!(read_tiers(&sd)?.project_allow, entries);
         assert!(policy_mtime(&sd) > SystemTime::UNIX_EPOCH);
-        let mode = std::fs::metadata(policy_dir(&sd))
-            .map(|m| m.permissions().mode() & 0o777)
-            .unwrap_or(0);
+        let mode = std::fs::metadata(policy_dir(&sd)).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
         assert_eq!(mode, 0o700);
         Ok(())
     }
@@ -119,14 +109,8 @@ mod tests {
         let dir = tmp();
         ensure_dirs(dir.path())?;
         let mut live = read_tier(dir.path(), Tier::Live)?;
-        upsert(
-            &mut live,
-            Entry::new(Action::Allow, Target::parse("198.51.100.10")?),
-        );
-        upsert(
-            &mut live,
-            Entry::new(Action::Deny, Target::parse("198.51.100.10/32")?),
-        );
+        upsert(&mut live, Entry::new(Action::Allow, Target::parse("198.51.100.10")?));
+        upsert(&mut live, Entry::new(Action::Deny, Target::parse("198.51.100.10/32")?));
         write_tier(dir.path(), Tier::Live, &live)?;
         let again = read_tiers(dir.path())?;
         assert_eq!(render_policy(&again.live), "-198.51.100.10\n");
@@ -140,16 +124,7 @@ mod tests {
         let _ = ensure_dirs(dir.path());
         let path = tier_path(dir.path(), Tier::SecurityDeny);
         let _ = std::fs::write(&path, "-ok.example\n-1.2.3\n");
-        let e = read_tiers(dir.path())
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert_eq!(
-            e,
-            format!(
-                "{}: line 2: Invalid IP/CIDR: '1.2.3' ('-1.2.3')",
-                path.display()
-            )
-        );
+        let e = read_tiers(dir.path()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(e, format!("{}: line 2: Invalid IP/CIDR: '1.2.3' ('-1.2.3')", path.display()));
     }
 }

@@ -74,13 +74,8 @@ pub struct Detection {
 /// on PATH. Returns the launch choice and the binary it names now.
 pub fn locate_dnsmasq(configured: Option<&Path>) -> Result<Option<(String, PathBuf)>> {
     match configured {
-        Some(p) if p.is_absolute() && tools::is_executable(p) => {
-            Ok(Some((p.display().to_string(), p.to_path_buf())))
-        }
-        Some(p) => Err(Error::Setup(format!(
-            "dnsmasq_path {} is not an executable file.",
-            p.display()
-        ))),
+        Some(p) if p.is_absolute() && tools::is_executable(p) => Ok(Some((p.display().to_string(), p.to_path_buf()))),
+        Some(p) => Err(Error::Setup(format!("dnsmasq_path {} is not an executable file.", p.display()))),
         None => Ok(tools::find("dnsmasq").map(|b| ("dnsmasq".to_string(), b))),
     }
 }
@@ -91,29 +86,14 @@ pub fn detect(configured_dnsmasq: Option<&Path>, probe_dir: Option<&Path>) -> Re
     let mut apparmor_blocked = None;
     if let Some((command, binary)) = locate_dnsmasq(configured_dnsmasq)? {
         if apparmor_allows(&binary, probe_dir) {
-            let tier = if has_nftset(&binary) {
-                DnsTier::DnsmasqLive
-            } else {
-                DnsTier::DnsmasqStatic
-            };
-            return Ok(Detection {
-                tier,
-                dnsmasq_command: Some(command),
-                apparmor_blocked: None,
-            });
+            let tier = if has_nftset(&binary) { DnsTier::DnsmasqLive } else { DnsTier::DnsmasqStatic };
+            return Ok(Detection { tier, dnsmasq_command: Some(command), apparmor_blocked: None });
         }
         apparmor_blocked = Some(binary);
     }
-    let tier = if tools::find("dig").is_some() || tools::find("drill").is_some() {
-        DnsTier::Lookup
-    } else {
-        DnsTier::Getent
-    };
-    Ok(Detection {
-        tier,
-        dnsmasq_command: None,
-        apparmor_blocked,
-    })
+    let tier =
+        if tools::find("dig").is_some() || tools::find("drill").is_some() { DnsTier::Lookup } else { DnsTier::Getent };
+    Ok(Detection { tier, dnsmasq_command: None, apparmor_blocked })
 }
 
 /// `--version` lists `nftset` (and not `no-nftset`) among the compile-time options.
@@ -146,12 +126,7 @@ mod tests {
 
     #[test]
     fn tier_names() {
-        for t in [
-            DnsTier::DnsmasqLive,
-            DnsTier::DnsmasqStatic,
-            DnsTier::Lookup,
-            DnsTier::Getent,
-        ] {
+        for t in [DnsTier::DnsmasqLive, DnsTier::DnsmasqStatic, DnsTier::Lookup, DnsTier::Getent] {
             assert_eq!(DnsTier::parse(t.as_str()), Some(t));
             assert_eq!(t.hint().is_empty(), t.live());
         }
@@ -166,13 +141,7 @@ mod tests {
         let plain = dir.path().join("dnsmasq");
         std::fs::write(&plain, "").unwrap_or_else(|e| panic!("{e}"));
         let e = locate_dnsmasq(Some(&plain)).err().map(|e| e.to_string());
-        assert_eq!(
-            e,
-            Some(format!(
-                "dnsmasq_path {} is not an executable file.",
-                plain.display()
-            ))
-        );
+        assert_eq!(e, Some(format!("dnsmasq_path {} is not an executable file.", plain.display())));
         assert!(locate_dnsmasq(Some(Path::new("relative/dnsmasq"))).is_err());
     }
 }

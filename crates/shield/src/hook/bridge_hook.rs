@@ -13,12 +13,8 @@ pub fn run(stage: Stage, input: &[u8], log: &mut HookLog) -> Result<(), String> 
     let dir = statedir::validate(state.annotation("terok.shield.state_dir"), euid)?;
     log.attach(&dir);
     if stage == Stage::CreateRuntime {
-        if let Some(meta) = state
-            .annotation("dossier.meta_path")
-            .filter(|m| !m.is_empty())
-        {
-            crate::fsutil::write_atomic(&dir.join(META_PATH), meta.as_bytes(), 0o600)
-                .map_err(|e| e.to_string())?;
+        if let Some(meta) = state.annotation("dossier.meta_path").filter(|m| !m.is_empty()) {
+            crate::fsutil::write_atomic(&dir.join(META_PATH), meta.as_bytes(), 0o600).map_err(|e| e.to_string())?;
         }
     }
     Ok(())

@@ -31,38 +31,23 @@ impl HookEnv {
 
 pub fn bootstrap() -> HookEnv {
     let uid = crate::paths::effective_uid().unwrap_or(0);
-    let outer_uid = std::fs::read_to_string("/proc/self/uid_map")
-        .ok()
-        .and_then(|m| outer_of(&m, uid))
-        .unwrap_or(uid);
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| home_of(outer_uid));
+    let outer_uid = std::fs::read_to_string("/proc/self/uid_map").ok().and_then(|m| outer_of(&m, uid)).unwrap_or(uid);
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).unwrap_or_else(|| home_of(outer_uid));
     let xdg = std::env::var_os("XDG_RUNTIME_DIR")
         .filter(|x| !x.is_empty())
         .unwrap_or_else(|| format!("/run/user/{outer_uid}").into());
     // An inherited PATH, even an empty one, wins; tool lookup only uses absolute entries.
     let path = std::env::var_os("PATH").unwrap_or_else(|| FALLBACK_PATH.into());
-    HookEnv {
-        path,
-        home,
-        xdg_runtime_dir: xdg,
-        outer_uid,
-    }
+    HookEnv { path, home, xdg_runtime_dir: xdg, outer_uid }
 }
 
 /// Project `uid` through a uid_map (`inner outer count` rows).
 pub fn outer_of(map: &str, uid: u32) -> Option<u32> {
     map.lines().find_map(|row| {
-        let v: Vec<u64> = row
-            .split_whitespace()
-            .filter_map(|f| f.parse().ok())
-            .collect();
+        let v: Vec<u64> = row.split_whitespace().filter_map(|f| f.parse().ok()).collect();
         let (inner, outer, count) = (*v.first()?, *v.get(1)?, *v.get(2)?);
         let u = u64::from(uid);
-        (u >= inner && u < inner + count)
-            .then(|| u32::try_from(outer + (u - inner)).ok())
-            .flatten()
+        (u >= inner && u < inner + count).then(|| u32::try_from(outer + (u - inner)).ok()).flatten()
     })
 }
 

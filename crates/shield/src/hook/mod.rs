@@ -48,12 +48,7 @@ pub fn main(args: &[String]) -> i32 {
         let stage = match stage_arg {
             None | Some("createRuntime") => Stage::CreateRuntime,
             Some("poststop") => Stage::Poststop,
-            Some(other) => {
-                return Err(format!(
-                    "unknown stage {}",
-                    terok_shield_policy::sanitize::quoted(other)
-                ))
-            }
+            Some(other) => return Err(format!("unknown stage {}", terok_shield_policy::sanitize::quoted(other))),
         };
         let mut input = Vec::new();
         std::io::stdin()

@@ -41,12 +41,10 @@ fn create_runtime(state: &OciState, bundle: &Bundle, env: &HookEnv) -> Result<()
         .map_err(|e| format!("cannot read {}: {e}", bundle.path(RULESET).display()))?;
     let table = table_part(&text)?;
     let seeds = seeds::derive(bundle).map_err(|e| e.to_string())?;
-    let bin =
-        tools::find_in("nft", Some(&env.path)).ok_or("nft not found on PATH: install nftables")?;
+    let bin = tools::find_in("nft", Some(&env.path)).ok_or("nft not found on PATH: install nftables")?;
     let nft = Nft::at(bin).with_env(env.child_env());
     netns::enter_net_of(pid).map_err(|e| e.to_string())?;
-    nft.load(table, &seeds, Posture::Up)
-        .map_err(|e| e.to_string())?;
+    nft.load(table, &seeds, Posture::Up).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -58,15 +56,10 @@ pub fn table_part(text: &str) -> Result<&str, String> {
     let (table, rest) = text.split_at(end);
     for line in rest.lines().filter(|l| !l.trim().is_empty()) {
         if !line.starts_with("add element inet terok_shield ") {
-            return Err(format!(
-                "ruleset.nft is corrupted: unexpected line {}",
-                quoted(line)
-            ));
+            return Err(format!("ruleset.nft is corrupted: unexpected line {}", quoted(line)));
         }
     }
-    if !table.trim_start().starts_with("table inet terok_shield {")
-        || !table.trim_end().ends_with('}')
-    {
+    if !table.trim_start().starts_with("table inet terok_shield {") || !table.trim_end().ends_with('}') {
         return Err("ruleset.nft is corrupted: it does not hold the terok_shield table".into());
     }
     Ok(table)
@@ -80,12 +73,8 @@ fn write_container_id(bundle: &Bundle, id: &str) -> Result<(), String> {
         return Err(format!("OCI state id {} is not alphanumeric", quoted(id)));
     }
     let short: String = id.chars().take(12).collect();
-    crate::fsutil::write_atomic(
-        &bundle.path(CONTAINER_ID),
-        format!("{short}\n").as_bytes(),
-        0o600,
-    )
-    .map_err(|e| e.to_string())
+    crate::fsutil::write_atomic(&bundle.path(CONTAINER_ID), format!("{short}\n").as_bytes(), 0o600)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -97,7 +86,10 @@ mod tests {
         let ok = "table inet terok_shield {\n}\nadd element inet terok_shield t40_project_allow_v4 { 1.2.3.4 }\n";
         assert_eq!(table_part(ok), Ok("table inet terok_shield {\n}\n"));
         assert!(table_part("table inet terok_shield {\n}\n").is_ok());
-        assert!(table_part("table inet terok_shield {\n}\nadd element inet terok_shield x { 1.1.1.1 }\nflush ruleset\n").is_err());
+        assert!(table_part(
+            "table inet terok_shield {\n}\nadd element inet terok_shield x { 1.1.1.1 }\nflush ruleset\n"
+        )
+        .is_err());
         assert!(table_part("table inet terok_shield {\n").is_err());
         assert!(table_part("").is_err());
         assert!(table_part("flush ruleset\n").is_err());

@@ -15,8 +15,7 @@ pub struct OciState {
 
 impl OciState {
     pub fn parse(bytes: &[u8]) -> Result<OciState, String> {
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("bad OCI state: not JSON ({e})"))?;
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("bad OCI state: not JSON ({e})"))?;
         let Value::Object(map) = value else {
             return Err("bad OCI state: not a JSON object".into());
         };
@@ -48,11 +47,7 @@ impl OciState {
             }
             Some(_) => return Err("bad OCI state: annotations is not an object".into()),
         }
-        Ok(OciState {
-            id,
-            pid,
-            annotations,
-        })
+        Ok(OciState { id, pid, annotations })
     }
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
@@ -66,11 +61,10 @@ mod tests {
 
     #[test]
     fn parses_and_rejects() {
-        let s = OciState::parse(br#"{"ociVersion":"1.0.2","id":"abc","pid":42,"status":"created","annotations":{"k":"v"}}"#);
-        assert_eq!(
-            s.map(|s| (s.id, s.pid, s.annotations.len())),
-            Ok(("abc".into(), Some(42), 1))
+        let s = OciState::parse(
+            br#"{"ociVersion":"1.0.2","id":"abc","pid":42,"status":"created","annotations":{"k":"v"}}"#,
         );
+        assert_eq!(s.map(|s| (s.id, s.pid, s.annotations.len())), Ok(("abc".into(), Some(42), 1)));
         assert_eq!(OciState::parse(b"{}").map(|s| s.pid), Ok(None));
         for bad in [
             &b"not json"[..],
@@ -82,11 +76,7 @@ mod tests {
             b"{\"id\": 5}",
             b"{\"pid\": 0}",
         ] {
-            assert!(
-                OciState::parse(bad).is_err(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(OciState::parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
     }
 }

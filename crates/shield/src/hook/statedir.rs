@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 use terok_shield_policy::sanitize::quoted;
 
 /// System trees a state dir may never be in (`/tmp` and `/var/tmp` are allowed).
-const SENSITIVE: [&str; 11] = [
-    "/etc", "/proc", "/sys", "/dev", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/root",
-];
+const SENSITIVE: [&str; 11] =
+    ["/etc", "/proc", "/sys", "/dev", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/root"];
 
 fn sensitive(p: &Path) -> bool {
     p == Path::new("/") || SENSITIVE.iter().any(|s| p.starts_with(s))
@@ -18,9 +17,7 @@ fn sensitive(p: &Path) -> bool {
 /// Validate the `terok.shield.state_dir` annotation for a hook running as `euid`; returns
 /// the symlink-resolved directory. The hook never creates it.
 pub fn validate(raw: Option<&str>, euid: u32) -> Result<PathBuf, String> {
-    let raw = raw
-        .filter(|r| !r.is_empty())
-        .ok_or("annotation terok.shield.state_dir is missing")?;
+    let raw = raw.filter(|r| !r.is_empty()).ok_or("annotation terok.shield.state_dir is missing")?;
     let q = quoted(raw);
     let path = Path::new(raw);
     if !path.is_absolute() {
@@ -29,8 +26,7 @@ pub fn validate(raw: Option<&str>, euid: u32) -> Result<PathBuf, String> {
     if sensitive(path) {
         return Err(format!("state dir {q} is inside a system directory"));
     }
-    let resolved = std::fs::canonicalize(path)
-        .map_err(|e| format!("state dir {q} cannot be resolved: {e}"))?;
+    let resolved = std::fs::canonicalize(path).map_err(|e| format!("state dir {q} cannot be resolved: {e}"))?;
     if sensitive(&resolved) {
         return Err(format!("state dir {q} resolves into a system directory"));
     }
@@ -42,16 +38,10 @@ pub fn validate(raw: Option<&str>, euid: u32) -> Result<PathBuf, String> {
         return Err(format!("state dir {q} is not a directory"));
     }
     if meta.uid() != euid {
-        return Err(format!(
-            "state dir {q} is owned by uid {}, not by the hook's uid {euid}",
-            meta.uid()
-        ));
+        return Err(format!("state dir {q} is owned by uid {}, not by the hook's uid {euid}", meta.uid()));
     }
     if meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "state dir {q} is group- or world-writable (mode {:o})",
-            meta.mode() & 0o7777
-        ));
+        return Err(format!("state dir {q} is group- or world-writable (mode {:o})", meta.mode() & 0o7777));
     }
     Ok(resolved)
 }
@@ -69,10 +59,7 @@ mod tests {
         std::fs::create_dir(&good)?;
         std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o700))?;
         let s = |p: &Path| p.display().to_string();
-        assert_eq!(
-            validate(Some(&s(&good)), euid),
-            Ok(std::fs::canonicalize(&good)?)
-        );
+        assert_eq!(validate(Some(&s(&good)), euid), Ok(std::fs::canonicalize(&good)?));
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&good, &link)?;
         let file = dir.path().join("file");
@@ -93,9 +80,7 @@ mod tests {
             let e = validate(raw.as_deref(), euid).err().unwrap_or_default();
             assert!(e.contains(why), "{raw:?}: {e}");
         }
-        let e = validate(Some(&s(&good)), euid + 1)
-            .err()
-            .unwrap_or_default();
+        let e = validate(Some(&s(&good)), euid + 1).err().unwrap_or_default();
         assert!(e.contains("is owned by uid"), "{e}");
         Ok(())
     }

@@ -22,10 +22,7 @@ pub const HOST_PRIVATE_V4: &str = "10.222.222.10";
 /// why and return false, unless `TEROK_SHIELD_REQUIRE_NETNS=1` (the README's test command),
 /// where a missing prerequisite fails the test.
 pub fn can_run(test: &str) -> bool {
-    let missing: Vec<&str> = ["ip", "nft", "busybox"]
-        .into_iter()
-        .filter(|t| which(t).is_none())
-        .collect();
+    let missing: Vec<&str> = ["ip", "nft", "busybox"].into_iter().filter(|t| which(t).is_none()).collect();
     let root = terok_shield::paths::effective_uid() == Some(0);
     let reason = match (root, missing.is_empty()) {
         (true, true) => return true,
@@ -50,11 +47,7 @@ fn run(cmd: &mut Command) -> Output {
 
 fn run_ok(cmd: &mut Command) -> String {
     let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -65,11 +58,7 @@ pub struct Netns {
 
 impl Netns {
     pub fn new(tag: &str) -> Netns {
-        let name = format!(
-            "tsh-{}-{}-{tag}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
+        let name = format!("tsh-{}-{}-{tag}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
         run_ok(Command::new("ip").args(["netns", "add", &name]));
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
@@ -107,13 +96,9 @@ impl Netns {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn nft: {e}"));
         if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(text.as_bytes())
-                .unwrap_or_else(|e| panic!("write nft stdin: {e}"));
+            stdin.write_all(text.as_bytes()).unwrap_or_else(|e| panic!("write nft stdin: {e}"));
         }
-        let out = child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("wait nft: {e}"));
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("wait nft: {e}"));
         if out.status.success() {
             Ok(())
         } else {
@@ -132,17 +117,12 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output()
-        {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 let _ = Command::new("kill").arg(pid).status();
             }
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
 }
 
@@ -189,12 +169,7 @@ impl Lab {
         server.ip(&["addr", "add", "198.18.1.2/30", "dev", "veth1"]);
         client.ip(&["addr", "add", "2001:db8:ff::1/64", "dev", "veth0", "nodad"]);
         server.ip(&["addr", "add", "2001:db8:ff::2/64", "dev", "veth1", "nodad"]);
-        for host in [
-            HOST_ALLOWED_V4,
-            HOST_UNLISTED_V4,
-            HOST_DENIED_V4,
-            HOST_PRIVATE_V4,
-        ] {
+        for host in [HOST_ALLOWED_V4, HOST_UNLISTED_V4, HOST_DENIED_V4, HOST_PRIVATE_V4] {
             server.ip(&["addr", "add", &format!("{host}/32"), "dev", "lo"]);
         }
         for host in [HOST_ALLOWED_V6, HOST_UNLISTED_V6] {
@@ -204,8 +179,7 @@ impl Lab {
         client.ip(&["route", "add", "10.222.222.0/24", "via", "198.18.1.2"]);
         client.ip(&["route", "add", "2001:db8:100::/64", "via", "2001:db8:ff::2"]);
         let www = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(www.path().join("index.html"), "tshield-ok\n")
-            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(www.path().join("index.html"), "tshield-ok\n").unwrap_or_else(|e| panic!("{e}"));
         let httpd = server
             .cmd("busybox")
             .args(["httpd", "-f", "-p", "80", "-h"])
@@ -214,12 +188,7 @@ impl Lab {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("busybox httpd: {e}"));
-        let lab = Lab {
-            client,
-            server,
-            httpd: Some(httpd),
-            _www: www,
-        };
+        let lab = Lab { client, server, httpd: Some(httpd), _www: www };
         lab.wait_for_httpd();
         lab
     }
@@ -250,9 +219,7 @@ impl Lab {
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(b"GET / HTTP/1.0\r\n\r\n");
         }
-        let out = child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("nc: {e}"));
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("nc: {e}"));
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         if stdout.contains("tshield-ok") {

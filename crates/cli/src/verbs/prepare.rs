@@ -1,0 +1,85 @@
+//! `prepare CONTAINER [--profiles LIST] [--json]` and `run CONTAINER [--profiles LIST] -- IMAGE …`.
+
+use std::ffi::OsString;
+
+use terok_shield::prepare::{pre_start, Context as PrepareContext, Prepared, Request};
+use terok_shield::tools;
+
+use crate::args::profile_list;
+use crate::context::Context;
+use crate::error::{CliError, CliResult};
+use crate::output;
+
+fn build(ctx: &Context, container: &str, profiles: Option<&str>) -> CliResult<Prepared> {
+    let ns_dir = ctx.namespace_dir()?;
+    let dirs = ctx.profile_dirs();
+    let pctx = PrepareContext {
+        env: &ctx.env,
+        state_root: &ctx.state_root,
+        ns_dir: &ns_dir,
+        config: &ctx.config,
+        profiles: &dirs,
+    };
+    let req = Request { container: container.to_string(), profiles: profiles.map(profile_list), ..Request::default() };
+    let prepared = pre_start(&pctx, &req)?;
+    for note in &prepared.notes {
+        eprintln!("{note}");
+    }
+    Ok(prepared)
+}
+
+pub fn prepare(ctx: &Context, container: &str, profiles: Option<&str>, json: bool) -> CliResult {
+    let mut flags = build(ctx, container, profiles)?.flags;
+    flags.extend(["--name".to_string(), container.to_string()]);
+    if json {
+        let items: Vec<String> = flags.iter().map(|f| serde_json::Value::from(f.as_str()).to_string()).collect();
+        return output::print(&format!("[{}]\n", items.join(", ")));
+    }
+    output::print(&format!("{}\n", flags.iter().map(|f| shell_quote(f)).collect::<Vec<_>>().join(" ")))
+}
+
+/// Flags podman must get from terok-shield only.
+const MANAGED: [&str; 6] = ["--name", "--network", "--hooks-dir", "--annotation", "--cap-add", "--cap-drop"];
+
+pub fn run(ctx: &Context, container: &str, profiles: Option<&str>, trailing: &[OsString]) -> CliResult {
+    if trailing.is_empty() {
+        return Err(CliError::Message(
+            "No image specified. Usage: terok-shield run <container> -- <image> [cmd...]".into(),
+        ));
+    }
+    let mut clashes: Vec<String> = trailing
+        .iter()
+        .filter_map(|a| a.to_str())
+        .filter(|a| a.starts_with("--"))
+        .map(|a| a.split('=').next().unwrap_or(a))
+        .map(|a| if a == "--net" { "--network" } else { a })
+        .filter(|a| MANAGED.contains(a))
+        .map(str::to_string)
+        .collect();
+    clashes.sort();
+    clashes.dedup();
+    if !clashes.is_empty() {
+        return Err(CliError::Message(format!(
+            "Flag(s) managed by terok-shield, cannot override: {}",
+            clashes.join(", ")
+        )));
+    }
+    let podman = tools::find("podman").ok_or_else(|| {
+        CliError::Message("podman binary not found. Install Podman to use 'terok-shield run'.".into())
+    })?;
+    let flags = build(ctx, container, profiles)?.flags;
+    use std::os::unix::process::CommandExt;
+    let err =
+        std::process::Command::new(&podman).arg("run").args(["--name", container]).args(&flags).args(trailing).exec();
+    Err(CliError::Message(format!("cannot run {}: {err}", podman.display())))
+}
+
+/// POSIX shell quoting, only where needed.
+pub fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"@%+=:,./-_".contains(&b));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\"'\"'"))
+    }
+}

@@ -1,0 +1,486 @@
+//! Real podman, rootful and rootless, against the test hosts of `tests/env/setup.sh`
+//! (namespace `tshield-hosts`): what a shielded container reaches, restart behaviour,
+//! fail-closed starts proven by a marker file, and setup/uninstall.
+//!
+//! Rootful tests run as root with `CONTAINERS_CONF` from `/etc/terok-shield-test/env`;
+//! rootless ones run as the test user through `runuser`, with the binaries copied to a
+//! world-readable directory.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+const ALLOWED_V4: &str = "198.51.100.10";
+const ALLOWED_V6: &str = "2001:db8:100::10";
+const UNLISTED_V4: &str = "198.51.100.11";
+const UNLISTED_V6: &str = "2001:db8:100::11";
+const PRIVATE_V4: &str = "10.222.222.10";
+
+/// The test environment, or `None` (with the reason printed) when it is not set up.
+struct Env {
+    vars: Vec<(String, String)>,
+    user: String,
+    image: String,
+    bin: PathBuf,
+}
+
+fn env() -> Option<&'static Env> {
+    static ENV: OnceLock<Option<Env>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let text = std::fs::read_to_string("/etc/terok-shield-test/env").ok();
+        let root = std::fs::read_to_string("/proc/self/status")
+            .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")));
+        let (Some(text), true) = (text, root) else {
+            let why = "needs root and tests/env/setup.sh";
+            assert_ne!(std::env::var("TEROK_SHIELD_REQUIRE_NETNS").as_deref(), Ok("1"), "podman tests: {why}");
+            eprintln!("SKIP podman tests: {why}");
+            return None;
+        };
+        let vars: Vec<(String, String)> =
+            text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        // Binaries the test user can execute.
+        let bin = PathBuf::from(format!("/tmp/tsh-test-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{e}"));
+        for name in ["terok-shield", "terok-shield-hook"] {
+            let src = PathBuf::from(env!("CARGO_BIN_EXE_terok-shield")).with_file_name(name);
+            std::fs::copy(&src, bin.join(name)).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+        }
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("{e}"));
+        Some(Env { user: get("TEROK_SHIELD_TEST_USER"), image: get("TEROK_SHIELD_TEST_IMAGE"), vars, bin })
+    })
+    .as_ref()
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(cmd: &mut Command) -> Out {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// Who runs the commands: root (rootful podman) or the test user (rootless).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Who {
+    Root,
+    User,
+}
+
+/// A per-test home: state and config roots owned by whoever runs the test.
+struct Home {
+    who: Who,
+    dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Home {
+    fn new(who: Who) -> Home {
+        let tmp = tempfile::Builder::new().prefix("tsh-podman-").tempdir_in("/tmp").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("{e}"));
+        let dir = tmp.path().join("h");
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap_or_else(|e| panic!("{e}"));
+        if who == Who::User {
+            let e = env().unwrap_or_else(|| unreachable!());
+            run(Command::new("chown").args([&format!("{}:", e.user), &dir.display().to_string()]));
+        }
+        Home { who, dir, _tmp: tmp }
+    }
+
+    fn profile(&self, name: &str, text: &str) {
+        let p = format!("config/profiles/{name}.txt");
+        self.sh(&format!("mkdir -p config/profiles && printf '%s' '{text}' > {p}"));
+    }
+
+    /// A command as `who`, in the home dir, with the state/config roots set.
+    fn cmd(&self, program: &str, args: &[&str]) -> Command {
+        let e = env().unwrap_or_else(|| unreachable!());
+        let state = self.dir.join("state").display().to_string();
+        let config = self.dir.join("config").display().to_string();
+        let mut c = match self.who {
+            Who::Root => {
+                let mut c = Command::new(program);
+                c.env_clear()
+                    .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+                    .env("HOME", "/root");
+                for (k, v) in &e.vars {
+                    c.env(k, v);
+                }
+                c.args(args);
+                c
+            }
+            Who::User => {
+                let uid = run(Command::new("id").args(["-u", &e.user])).stdout.trim().to_string();
+                let mut c = Command::new("runuser");
+                c.args([
+                    "-u",
+                    &e.user,
+                    "--",
+                    "env",
+                    "-i",
+                    &format!("HOME=/home/{}", e.user),
+                    &format!("USER={}", e.user),
+                ]);
+                c.arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+                    .arg(format!("XDG_RUNTIME_DIR=/run/user/{uid}"));
+                c.arg(format!("TEROK_SHIELD_STATE_DIR={state}")).arg(format!("TEROK_SHIELD_CONFIG_DIR={config}"));
+                c.arg(program).args(args);
+                c
+            }
+        };
+        c.env("TEROK_SHIELD_STATE_DIR", &state).env("TEROK_SHIELD_CONFIG_DIR", &config).current_dir(&self.dir);
+        c
+    }
+
+    fn sh(&self, script: &str) -> Out {
+        let out = run(&mut self.cmd("sh", &["-c", script]));
+        assert_eq!(out.code, 0, "{script}: {}", out.stderr);
+        out
+    }
+
+    fn shield(&self, args: &[&str]) -> Out {
+        let e = env().unwrap_or_else(|| unreachable!());
+        run(&mut self.cmd(&e.bin.join("terok-shield").display().to_string(), args))
+    }
+
+    fn podman(&self, args: &[&str]) -> Out {
+        run(&mut self.cmd("podman", args))
+    }
+
+    fn state_dir(&self, container: &str) -> PathBuf {
+        self.dir.join("state/containers").join(container)
+    }
+}
+
+/// Setup once per test binary and user (a concurrent second setup would fail on the lock).
+fn ensure_setup(who: Who) {
+    static ROOT: OnceLock<()> = OnceLock::new();
+    static USER: OnceLock<()> = OnceLock::new();
+    let once = if who == Who::Root { &ROOT } else { &USER };
+    once.get_or_init(|| {
+        let h = Home::new(who);
+        let out = h.shield(&["setup"]);
+        assert_eq!(out.code, 0, "setup as {who:?}: {}", out.stderr);
+        let status = h.shield(&["status"]);
+        assert!(status.stdout.contains("Hooks:    global\nHealth:   ok"), "{who:?}: {}", status.stdout);
+    });
+}
+
+/// One line per host: `<host> ok` or `<host> fail <why>`.
+const PROBE: &str = r#"for h in "$@"; do r=$(printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 "$h" 80 2>&1 | tail -n 1); if [ "$r" = tshield-ok ]; then echo "$h ok"; else echo "$h fail $r"; fi; done"#;
+
+fn verdicts(stdout: &str) -> Vec<(String, bool)> {
+    stdout.lines().filter_map(|l| l.split_once(' ')).map(|(h, r)| (h.to_string(), r.starts_with("ok"))).collect()
+}
+
+fn expect(stdout: &str, want: &[(&str, bool)], what: &str) {
+    let got = verdicts(stdout);
+    let want: Vec<(String, bool)> = want.iter().map(|(h, ok)| (h.to_string(), *ok)).collect();
+    assert_eq!(got, want, "{what}: {stdout}");
+}
+
+fn shielded_probe(who: Who, hosts: &[&str], allowed: &[(&str, bool)]) {
+    let Some(e) = env() else { return };
+    ensure_setup(who);
+    let h = Home::new(who);
+    h.profile("lab", &allowed.iter().filter(|(_, ok)| *ok).map(|(a, _)| format!("+{a}\n")).collect::<String>());
+    let name = format!("tsh-probe-{}-{:?}", std::process::id(), who).to_lowercase();
+    let mut args = vec!["run", &name, "--profiles", "lab", "--", "--rm", &e.image, "sh", "-c", PROBE, "probe"];
+    args.extend(hosts);
+    let out = h.shield(&args);
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    expect(&out.stdout, allowed, &format!("{who:?}"));
+}
+
+#[test]
+fn rootful_container_reaches_only_its_allowlist_on_both_families() {
+    let hosts = [ALLOWED_V4, ALLOWED_V6, UNLISTED_V4, UNLISTED_V6, PRIVATE_V4];
+    shielded_probe(
+        Who::Root,
+        &hosts,
+        &[(ALLOWED_V4, true), (ALLOWED_V6, true), (UNLISTED_V4, false), (UNLISTED_V6, false), (PRIVATE_V4, false)],
+    );
+}
+
+#[test]
+fn rootless_container_reaches_only_its_allowlist() {
+    let hosts = [ALLOWED_V4, UNLISTED_V4, PRIVATE_V4];
+    shielded_probe(Who::User, &hosts, &[(ALLOWED_V4, true), (UNLISTED_V4, false), (PRIVATE_V4, false)]);
+}
+
+fn restart_keeps_runtime_decisions(who: Who) {
+    let Some(e) = env() else { return };
+    ensure_setup(who);
+    let h = Home::new(who);
+    h.profile("lab", &format!("+{ALLOWED_V4}\n"));
+    let name = format!("tsh-restart-{}-{:?}", std::process::id(), who).to_lowercase();
+    let out = h.shield(&["run", &name, "--profiles", "lab", "--", "-d", &e.image, "sleep", "600"]);
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    let probe = |what: &str, want: &[(&str, bool)]| {
+        let out = h.podman(&["exec", &name, "sh", "-c", PROBE, "probe", ALLOWED_V4, UNLISTED_V4]);
+        assert_eq!(out.code, 0, "{what}: {}", out.stderr);
+        expect(&out.stdout, want, &format!("{who:?} {what}"));
+    };
+    probe("first start", &[(ALLOWED_V4, true), (UNLISTED_V4, false)]);
+    // While it ran, the operator allowed one host and denied another (policy/live is what
+    // the allow/deny verbs write).
+    std::fs::write(h.state_dir(&name).join("policy/live"), format!("+{UNLISTED_V4}\n-{ALLOWED_V4}\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(h.podman(&["stop", "-t", "0", &name]).code, 0);
+    let started = h.podman(&["start", &name]);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    probe("after stop + start", &[(ALLOWED_V4, false), (UNLISTED_V4, true)]);
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_restart_keeps_runtime_allows_and_denies() {
+    restart_keeps_runtime_decisions(Who::Root);
+}
+
+#[test]
+fn rootless_restart_keeps_runtime_allows_and_denies() {
+    restart_keeps_runtime_decisions(Who::User);
+}
+
+/// Each broken start: podman refuses it and the workload never writes its marker.
+fn fail_closed(who: Who) {
+    let Some(e) = env() else { return };
+    ensure_setup(who);
+    let h = Home::new(who);
+    h.profile("lab", &format!("+{ALLOWED_V4}\n"));
+    let good = h.shield(&["prepare", "good", "--profiles", "lab"]);
+    assert_eq!(good.code, 0, "{}", good.stderr);
+    let sd = h.state_dir("good");
+    h.sh("mkdir -p markers bad-ruleset && chmod 0777 markers");
+    // Bundles broken in each way, made from the good one.
+    h.sh(&format!("cp -a {0} writable && chmod 0770 writable && ln -s {0} link", sd.display()));
+    h.sh(&format!("cp -a {0} corrupt && sed -i 's/policy drop;/policy accept;/' corrupt/ruleset.nft", sd.display()));
+    h.sh(&format!("cp -a {0} noruleset && rm noruleset/ruleset.nft", sd.display()));
+    let d = |n: &str| h.dir.join(n).display().to_string();
+    let foreign = if who == Who::Root { "/tmp".to_string() } else { std::env::temp_dir().display().to_string() };
+    let mut cases: Vec<(&str, String, &str)> = vec![
+        ("relative state dir", "relative/dir".into(), "18"),
+        ("symlinked state dir", d("link"), "18"),
+        ("group-writable state dir", d("writable"), "18"),
+        ("wrong version", sd.display().to_string(), "17"),
+        ("corrupted ruleset", d("corrupt"), "18"),
+        ("missing ruleset", d("noruleset"), "18"),
+    ];
+    if who == Who::User {
+        cases.push(("foreign-owned state dir", foreign, "18"));
+    } else {
+        let owned = d("foreign");
+        h.sh(&format!("cp -a {} {owned} && chown 65534 {owned}", sd.display()));
+        cases.push(("foreign-owned state dir", owned, "18"));
+    }
+    let markers = h.dir.join("markers");
+    for (i, (what, state_dir, version)) in cases.iter().enumerate() {
+        let marker = format!("/m/ran-{i}");
+        let out = h.podman(&[
+            "run",
+            "--rm",
+            "--annotation",
+            "terok.shield.profiles=lab",
+            "--annotation",
+            &format!("terok.shield.state_dir={state_dir}"),
+            "--annotation",
+            &format!("terok.shield.version={version}"),
+            "-v",
+            &format!("{}:/m", markers.display()),
+            &e.image,
+            "touch",
+            &marker,
+        ]);
+        assert_ne!(out.code, 0, "{who:?} {what}: podman started the container");
+        assert!(!markers.join(format!("ran-{i}")).exists(), "{who:?} {what}: the workload ran");
+    }
+    // The control: the good bundle starts and the workload runs.
+    let out = h.podman(&[
+        "run",
+        "--rm",
+        "--annotation",
+        "terok.shield.profiles=lab",
+        "--annotation",
+        &format!("terok.shield.state_dir={}", sd.display()),
+        "--annotation",
+        "terok.shield.version=18",
+        "-v",
+        &format!("{}:/m", markers.display()),
+        &e.image,
+        "touch",
+        "/m/ran-good",
+    ]);
+    assert_eq!(out.code, 0, "{who:?} control: {}", out.stderr);
+    assert!(markers.join("ran-good").exists(), "{who:?}: the control container did not run");
+}
+
+#[test]
+fn rootful_failures_fail_closed() {
+    fail_closed(Who::Root);
+}
+
+#[test]
+fn rootless_failures_fail_closed() {
+    fail_closed(Who::User);
+}
+
+#[test]
+fn setup_and_uninstall_leave_containers_conf_byte_identical() {
+    let Some(_) = env() else { return };
+    let h = Home::new(Who::User);
+    let original =
+        "# my podman settings\n[containers]\nlog_size_max = 1000 # keep\n\n[engine] # the engine\n# nothing else\n";
+    h.sh(&format!("mkdir -p xdg/containers && printf '%s' '{original}' > xdg/containers/containers.conf"));
+    let env_prefix = format!("XDG_CONFIG_HOME={0}/xdg XDG_DATA_HOME={0}/data TEROK_ROOT={0}/terok", h.dir.display());
+    let e = env().unwrap_or_else(|| unreachable!());
+    let shield = e.bin.join("terok-shield").display().to_string();
+    let setup = h.sh(&format!("{env_prefix} {shield} setup && cat xdg/containers/containers.conf"));
+    assert!(
+        setup
+            .stdout
+            .contains(&format!("[engine] # the engine\nhooks_dir = [\"{}/terok/shield/hooks\"]\n", h.dir.display())),
+        "{}",
+        setup.stdout
+    );
+    h.sh(&format!("{env_prefix} {shield} uninstall"));
+    let after = std::fs::read(h.dir.join("xdg/containers/containers.conf")).unwrap_or_default();
+    assert_eq!(String::from_utf8_lossy(&after), original, "containers.conf is not byte-identical");
+    assert!(!h.dir.join("terok/shield/hooks/terok-shield-createRuntime.json").exists());
+    assert!(!h.dir.join("terok/shield/setup.json").exists());
+    // Idempotent.
+    h.sh(&format!("{env_prefix} {shield} uninstall"));
+}
+
+#[test]
+fn setup_root_through_sudo() {
+    let Some(e) = env() else { return };
+    let h = Home::new(Who::User);
+    let system =
+        tempfile::Builder::new().prefix("tsh-system-").tempdir_in("/tmp").unwrap_or_else(|err| panic!("{err}"));
+    let hooks = system.path().join("hooks.d");
+    let shield = e.bin.join("terok-shield").display().to_string();
+    // Its own config home: the test user's real containers.conf sets hooks_dir (rootless
+    // tests), which would hide a system-wide install (check-environment says so).
+    let env_prefix = format!(
+        "TEROK_SHIELD_SYSTEM_HOOKS_DIR={} XDG_DATA_HOME={1}/data XDG_CONFIG_HOME={1}/xdg TEROK_ROOT={1}/terok",
+        hooks.display(),
+        h.dir.display()
+    );
+    let out = h.sh(&format!("{env_prefix} {shield} setup --root"));
+    assert!(out.stdout.contains("(through sudo)"), "{}", out.stdout);
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(hooks.join("terok-shield-createRuntime.json")).unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(meta.uid(), 0, "installed by root");
+    assert!(hooks.join("terok-shield-hook").exists() && hooks.join("terok-shield.receipt").exists());
+    let status = h.sh(&format!("{env_prefix} {shield} check-environment"));
+    assert!(status.stdout.contains("hooks=global\nhealth=ok"), "{}", status.stdout);
+    h.sh(&format!("{env_prefix} {shield} uninstall --root"));
+    assert!(!hooks.join("terok-shield-createRuntime.json").exists());
+    // A user sudo refuses: a clear error, nothing installed.
+    std::fs::set_permissions(system.path(), std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|err| panic!("{err}"));
+    for d in ["nobody", "nobody-data"] {
+        std::fs::create_dir(system.path().join(d)).unwrap_or_else(|err| panic!("{err}"));
+        std::fs::set_permissions(system.path().join(d), std::fs::Permissions::from_mode(0o777))
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+    let refused = run(Command::new("runuser")
+        .args([
+            "-u",
+            "nobody",
+            "--",
+            "env",
+            "-i",
+            "HOME=/nonexistent",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ])
+        .arg(format!("TEROK_SHIELD_SYSTEM_HOOKS_DIR={}", hooks.display()))
+        .arg(format!("TEROK_ROOT={}/nobody", system.path().display()))
+        .arg(format!("XDG_DATA_HOME={}/nobody-data", system.path().display()))
+        .args([&shield, "setup", "--root"]));
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.starts_with("Error: sudo refused to "), "{}", refused.stderr);
+    assert!(!hooks.join("terok-shield-createRuntime.json").exists());
+}
+
+#[test]
+fn prepare_is_atomic_and_prints_the_flags() {
+    let Some(_) = env() else { return };
+    ensure_setup(Who::Root);
+    let h = Home::new(Who::Root);
+    h.profile("lab", &format!("+{ALLOWED_V4}\n"));
+    // A failing prepare of a new container leaves no bundle.
+    let out = h.shield(&["prepare", "fresh", "--profiles", "lab,nope"]);
+    assert_eq!((out.code, out.stderr.as_str()), (1, "Error: Profile not found: 'nope'\n"));
+    assert!(!h.state_dir("fresh").exists(), "a failed prepare left a bundle");
+    let leftovers: Vec<_> = std::fs::read_dir(h.dir.join("state/containers"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "temporary dirs left: {leftovers:?}");
+
+    let out = h.shield(&["prepare", "web", "--profiles", "lab", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let flags: Vec<String> = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    let sd = std::fs::canonicalize(h.state_dir("web")).unwrap_or_else(|e| panic!("{e}")).display().to_string();
+    assert_eq!(flags[..2], ["--volume".to_string(), format!("{sd}/resolv.conf:/etc/resolv.conf:ro,Z")]);
+    for a in [
+        "terok.shield.profiles=lab",
+        "terok.shield.name=web",
+        &format!("terok.shield.state_dir={sd}"),
+        "terok.shield.version=18",
+        "terok.shield.audit_enabled=true",
+    ] {
+        assert!(flags.windows(2).any(|w| w[0] == "--annotation" && w[1] == a), "{a} missing in {flags:?}");
+    }
+    assert_eq!(
+        flags[flags.len() - 6..],
+        ["--cap-drop", "NET_ADMIN", "--cap-drop", "NET_RAW", "--name", "web"].map(String::from)
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&sd).map(|m| m.mode() & 0o777).unwrap_or(0), 0o700);
+    assert_eq!(std::fs::metadata(format!("{sd}/policy")).map(|m| m.mode() & 0o777).unwrap_or(0), 0o700);
+
+    // A failing prepare of an existing container leaves its bundle as it was.
+    std::fs::write(format!("{sd}/policy/live"), format!("+{UNLISTED_V4}\n")).unwrap_or_else(|e| panic!("{e}"));
+    let snapshot = || -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(&sd)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().is_file())
+                    .map(|e| {
+                        (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap_or_default())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let before = snapshot();
+    h.profile("broken", "+1.2.3\n");
+    let out = h.shield(&["prepare", "web", "--profiles", "broken"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("line 1: Invalid IP/CIDR: '1.2.3'"), "{}", out.stderr);
+    assert_eq!(snapshot(), before, "a failed prepare changed the bundle");
+    // A successful re-prepare keeps the live overlay.
+    let out = h.shield(&["prepare", "web", "--profiles", "lab"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(format!("{sd}/policy/live")).unwrap_or_default(), format!("+{UNLISTED_V4}\n"));
+    let shell = h.shield(&["prepare", "web", "--profiles", "lab"]).stdout;
+    assert!(
+        shell.starts_with(&format!(
+            "--volume {sd}/resolv.conf:/etc/resolv.conf:ro,Z --annotation terok.shield.profiles=lab "
+        )),
+        "{shell}"
+    );
+}

@@ -1,0 +1,270 @@
+//! `prepare`/`run` (pre_start): build a container's bundle and the podman flags that bind
+//! the container to it (cli.md §3, state-and-config.md §4).
+//!
+//! Everything is computed in memory first; only then is anything written. A new bundle is
+//! written to a temporary sibling directory and renamed into place, so a failed prepare
+//! leaves nothing; an existing bundle is updated file by file, each atomically, under the
+//! bundle lock, and its live overlay, audit log and runtime files are kept.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use terok_shield_policy::names::validate_container_name;
+use terok_shield_policy::{render_policy, Action, Entry, Target, Tier, TierSet};
+use terok_shield_ruleset::{ruleset_nft, NetFacts, Seeds};
+
+use crate::bundle::layout::*;
+use crate::bundle::policy::{policy_dir, read_tier, tier_path};
+use crate::config::Config;
+use crate::dns::DnsTier;
+use crate::error::{Error, Result};
+use crate::paths::Env;
+use crate::podman::{self, NetworkMode};
+use crate::profiles::ProfileDirs;
+use crate::setup::{check_setup, require_ready};
+use crate::{audit, fsutil, tools, BUNDLE_VERSION};
+
+/// What the caller asks for.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub container: String,
+    /// `None`: the configured default profiles.
+    pub profiles: Option<Vec<String>>,
+    pub security_deny: Vec<String>,
+    pub provider_allow: Vec<String>,
+    pub project_allow: Vec<String>,
+    pub override_: Vec<String>,
+}
+
+/// Where and with what the bundle is built.
+pub struct Context<'a> {
+    pub env: &'a Env,
+    pub state_root: &'a Path,
+    pub ns_dir: &'a Path,
+    pub config: &'a Config,
+    pub profiles: &'a ProfileDirs,
+}
+
+/// The result: podman flags (without `--name`), the bundle, and notes for stderr.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub flags: Vec<String>,
+    pub state_dir: PathBuf,
+    pub notes: Vec<String>,
+}
+
+/// How the container reaches the network.
+enum Net {
+    Rootless(NetworkMode),
+    Rootful,
+}
+
+pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
+    validate_container_name(&req.container)?;
+    require_ready(&check_setup(ctx.env, ctx.ns_dir, crate::VERSION, true))?;
+    let state_dir = crate::paths::container_dir(ctx.state_root, &req.container);
+    let profile_names = req.profiles.clone().unwrap_or_else(|| ctx.config.default_profiles.clone());
+    let mut tiers = TierSet { project_allow: ctx.profiles.compose(&profile_names)?, ..TierSet::default() };
+    for (tier, action, items) in [
+        (Tier::Override, Action::Allow, &req.override_),
+        (Tier::SecurityDeny, Action::Deny, &req.security_deny),
+        (Tier::ProviderAllow, Action::Allow, &req.provider_allow),
+        (Tier::ProjectAllow, Action::Allow, &req.project_allow),
+    ] {
+        for item in items {
+            tiers.get_mut(tier).push(Entry::new(action, Target::parse(item)?));
+        }
+    }
+    let existing = state_dir.is_dir();
+    if existing {
+        tiers.live = read_tier(&state_dir, Tier::Live)?;
+    }
+
+    let (net, facts) = network(ctx)?;
+    let mut notes = Vec::new();
+    let tier = static_tier();
+    let effective = tiers.effective();
+    let domains: Vec<&str> = effective
+        .allow_domains()
+        .into_iter()
+        .chain(effective.deny_domains())
+        .chain(effective.override_domains())
+        .collect();
+    if !domains.is_empty() {
+        notes.push(format!(
+            "{} domain entr{} not enforced yet (name resolution is not built yet; only addresses are): {}",
+            domains.len(),
+            if domains.len() == 1 { "y is" } else { "ies are" },
+            domains.join(", ")
+        ));
+    }
+    let seeds = Seeds {
+        t40_project_allow: effective.t40_seed(&[]),
+        t20_security_deny: effective.t20_seed(&[]),
+        t10_override: effective.t10_seed(&[]),
+    };
+
+    let mut files: Vec<(String, String)> = Tier::ALL
+        .iter()
+        .filter(|t| **t != Tier::Live)
+        .map(|t| (format!("policy/{}", t.file_name()), render_policy(tiers.get(*t))))
+        .collect();
+    let network_mode = match &net {
+        Net::Rootless(m) => m.as_str(),
+        Net::Rootful => "bridge",
+    };
+    files.extend([
+        (UPSTREAM_DNS.to_string(), format!("{}\n", facts.dns)),
+        (DNS_TIER.to_string(), format!("{}\n", tier.as_str())),
+        (DNSMASQ_COMMAND.to_string(), "\n".to_string()),
+        (NETWORK_MODE.to_string(), format!("{network_mode}\n")),
+        (LOOPBACK_PORTS.to_string(), String::new()),
+        (RESOLV_CONF.to_string(), format!("nameserver {}\noptions ndots:0\n", facts.dns)),
+        (RULESET.to_string(), ruleset_nft(&facts, &seeds)),
+    ]);
+    let stale = [RESOLVED_IPS, OVERRIDE_RESOLVED, DENY_RESOLVED, "dnsmasq.conf"];
+    if existing {
+        update_bundle(&state_dir, &files, &stale)?;
+    } else {
+        create_bundle(&state_dir, &files)?;
+    }
+    let state_dir = std::fs::canonicalize(&state_dir).map_err(|e| Error::io(&state_dir, e))?;
+    if ctx.config.audit_enabled {
+        audit::append(
+            &state_dir,
+            &req.container,
+            "setup",
+            None,
+            Some(&format!("profiles={}", profile_names.join(","))),
+        );
+    }
+    let flags = flags(&net, &state_dir, &req.container, &profile_names, ctx.config.audit_enabled, facts.dns, tier);
+    Ok(Prepared { flags, state_dir, notes })
+}
+
+/// Without the DNS work, only the static tiers are honest: no dnsmasq runs.
+fn static_tier() -> DnsTier {
+    if tools::find("dig").is_some() || tools::find("drill").is_some() {
+        DnsTier::Lookup
+    } else {
+        DnsTier::Getent
+    }
+}
+
+fn network(ctx: &Context) -> Result<(Net, NetFacts)> {
+    if ctx.env.real_root {
+        let dns = podman::host_nameserver()?;
+        return Ok((Net::Rootful, NetFacts { dns, ..NetFacts::pasta() }));
+    }
+    let facts = podman::facts(ctx.env, ctx.ns_dir)?;
+    Ok(match facts.network {
+        NetworkMode::Pasta => (Net::Rootless(NetworkMode::Pasta), NetFacts::pasta()),
+        NetworkMode::Slirp4netns => (Net::Rootless(NetworkMode::Slirp4netns), NetFacts::slirp4netns()),
+    })
+}
+
+/// The flags of cli.md §3.1, in order.
+fn flags(
+    net: &Net,
+    state_dir: &Path,
+    container: &str,
+    profiles: &[String],
+    audit: bool,
+    dns: IpAddr,
+    tier: DnsTier,
+) -> Vec<String> {
+    let mut f: Vec<String> = Vec::new();
+    match net {
+        Net::Rootless(NetworkMode::Pasta) => f.extend([
+            "--network".into(),
+            "pasta:--map-host-loopback,169.254.1.2".into(),
+            "--add-host".into(),
+            "host.containers.internal:169.254.1.2".into(),
+        ]),
+        Net::Rootless(NetworkMode::Slirp4netns) => f.extend([
+            "--network".into(),
+            "slirp4netns:allow_host_loopback=true".into(),
+            "--add-host".into(),
+            "host.containers.internal:10.0.2.2".into(),
+        ]),
+        Net::Rootful => {}
+    }
+    let sd = state_dir.display();
+    f.extend(["--volume".into(), format!("{sd}/{RESOLV_CONF}:/etc/resolv.conf:ro,Z")]);
+    for (k, v) in [
+        ("profiles", profiles.join(":")),
+        ("name", container.to_string()),
+        ("state_dir", sd.to_string()),
+        ("version", BUNDLE_VERSION.to_string()),
+        ("audit_enabled", audit.to_string()),
+        ("upstream_dns", dns.to_string()),
+        ("dns_tier", tier.as_str().to_string()),
+    ] {
+        f.extend(["--annotation".into(), format!("terok.shield.{k}={v}")]);
+    }
+    f.extend(["--cap-drop".into(), "NET_ADMIN".into(), "--cap-drop".into(), "NET_RAW".into()]);
+    f
+}
+
+fn mkdir_700(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(dir, e))
+}
+
+/// A new bundle: written in full to a temporary sibling, then renamed into place.
+fn create_bundle(state_dir: &Path, files: &[(String, String)]) -> Result<()> {
+    let parent = state_dir.parent().ok_or_else(|| Error::Setup(format!("{} has no parent", state_dir.display())))?;
+    mkdir_700(parent)?;
+    let name = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".new")
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(parent, e))?;
+    mkdir_700(tmp.path())?;
+    mkdir_700(&policy_dir(tmp.path()))?;
+    for (file, text) in files {
+        fsutil::write_atomic(&tmp.path().join(file), text.as_bytes(), 0o600)?;
+    }
+    let tmp_path = tmp.keep();
+    std::fs::rename(&tmp_path, state_dir).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&tmp_path);
+        Error::io(state_dir, e)
+    })
+}
+
+/// An existing bundle: each file replaced atomically (only when it changed), under the
+/// bundle lock; caches this prepare does not produce are removed.
+fn update_bundle(state_dir: &Path, files: &[(String, String)], stale: &[&str]) -> Result<()> {
+    mkdir_700(state_dir)?;
+    mkdir_700(&policy_dir(state_dir))?;
+    let _lock = lock_bundle(state_dir)?;
+    for (file, text) in files {
+        let path = state_dir.join(file);
+        if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+            continue;
+        }
+        fsutil::write_atomic(&path, text.as_bytes(), 0o600)?;
+    }
+    for f in stale {
+        let _ = std::fs::remove_file(state_dir.join(f));
+    }
+    let _ = tier_path;
+    Ok(())
+}
+
+/// The per-bundle lock: every read-modify-write of a bundle holds it.
+pub fn lock_bundle(state_dir: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = state_dir.join(LOCK);
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    f.lock().map_err(|e| Error::io(&path, e))?;
+    Ok(f)
+}
