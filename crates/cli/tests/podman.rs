@@ -96,6 +96,22 @@ impl Home {
         Home { who, dir, _tmp: tmp }
     }
 
+    /// Write a (large) profile directly, owned by whoever runs the test.
+    fn profile_file(&self, name: &str, text: &str) {
+        let dir = self.dir.join("config/profiles");
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.join(format!("{name}.txt"));
+        std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+        if self.who == Who::User {
+            let e = env().unwrap_or_else(|| unreachable!());
+            run(Command::new("chown").args([
+                "-R",
+                &format!("{}:", e.user),
+                &self.dir.join("config").display().to_string(),
+            ]));
+        }
+    }
+
     fn profile(&self, name: &str, text: &str) {
         let p = format!("config/profiles/{name}.txt");
         self.sh(&format!("mkdir -p config/profiles && printf '%s' '{text}' > {p}"));
@@ -483,4 +499,90 @@ fn prepare_is_atomic_and_prints_the_flags() {
         )),
         "{shell}"
     );
+}
+
+/// The reference's rootless hook fails with "Message too long" past about 1 700 entries:
+/// ours loads the table first and the elements in bounded batches.
+#[test]
+fn rootless_container_starts_with_a_hundred_thousand_entry_allowlist() {
+    let Some(e) = env() else { return };
+    ensure_setup(Who::User);
+    let h = Home::new(Who::User);
+    let mut text = String::with_capacity(100_001 * 14);
+    for i in 0..100_000u32 {
+        text.push_str(&format!("+{}\n", std::net::Ipv4Addr::from(0x0B00_0000 + i * 3)));
+    }
+    text.push_str(&format!("+{ALLOWED_V4}\n"));
+    h.profile_file("big", &text);
+    let name = format!("tsh-big-{}", std::process::id());
+    let out = h.shield(&[
+        "run",
+        &name,
+        "--profiles",
+        "big",
+        "--",
+        "--rm",
+        &e.image,
+        "sh",
+        "-c",
+        PROBE,
+        "probe",
+        ALLOWED_V4,
+        UNLISTED_V4,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    expect(&out.stdout, &[(ALLOWED_V4, true), (UNLISTED_V4, false)], "100 000 entries, rootless");
+}
+
+#[test]
+fn setup_refuses_downgrades_missing_tools_and_concurrent_runs() {
+    let Some(e) = env() else { return };
+    let h = Home::new(Who::User);
+    let shield = e.bin.join("terok-shield").display().to_string();
+    let d = h.dir.display().to_string();
+    let env_prefix = format!("XDG_CONFIG_HOME={d}/xdg XDG_DATA_HOME={d}/data TEROK_ROOT={d}/terok");
+    h.sh(&format!("{env_prefix} {shield} setup"));
+
+    // A receipt from a newer version: setup refuses, status says why.
+    h.sh("sed -i 's/\"version\": \"[^\"]*\"/\"version\": \"99.0.0\"/' terok/shield/setup.json");
+    let out = run(&mut h.cmd("sh", &["-c", &format!("{env_prefix} {shield} setup")]));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("Error: terok-shield 99.0.0 installed these hooks")
+            && out.stderr.trim_end().ends_with("Downgrades are not supported."),
+        "{}",
+        out.stderr
+    );
+    let status = h.sh(&format!("{env_prefix} {shield} check-environment"));
+    assert!(
+        status.stdout.contains("health=setup-needed") && status.stdout.contains("newer version 99.0.0"),
+        "{}",
+        status.stdout
+    );
+    let prep = run(&mut h.cmd("sh", &["-c", &format!("{env_prefix} {shield} prepare web")]));
+    assert_eq!(prep.code, 1);
+    assert!(
+        prep.stderr.contains("terok-shield/receipt: Setup receipt is from the newer version 99.0.0")
+            && prep.stderr.contains("Downgrades are not supported."),
+        "{}",
+        prep.stderr
+    );
+    h.sh("rm terok/shield/setup.json");
+
+    // Host tools missing from PATH.
+    let out = run(&mut h.cmd("sh", &["-c", &format!("{env_prefix} PATH=/nonexistent {shield} setup")]));
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("Host tool 'podman' must be executable on PATH.") && out.stderr.contains("Host tool 'nft'"),
+        "{}",
+        out.stderr
+    );
+
+    // Another setup holds the lock.
+    let out = run(&mut h.cmd(
+        "sh",
+        &["-c", &format!("mkdir -p data/terok && flock data/terok/setup.lock sh -c '{env_prefix} {shield} setup'")],
+    ));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.stderr, "Error: Another setup operation is already running. Retry after it finishes.\n");
 }

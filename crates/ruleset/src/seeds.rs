@@ -52,11 +52,6 @@ pub fn set_elements(seeds: &Seeds) -> Vec<(&'static str, Vec<IpNet>)> {
     out
 }
 
-/// How many elements each seeded set should hold.
-pub fn expected_counts(seeds: &Seeds) -> Vec<(&'static str, usize)> {
-    set_elements(seeds).into_iter().map(|(set, elements)| (set, elements.len())).collect()
-}
-
 /// `add element` statements for every non-empty set, at most `max_addresses` elements per
 /// statement into a plain set and `max_networks` into an interval set.
 pub fn seed_statements(seeds: &Seeds, max_addresses: usize, max_networks: usize) -> Vec<String> {

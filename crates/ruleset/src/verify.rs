@@ -236,43 +236,6 @@ pub fn verify(posture: Posture, text: &str) -> Result<(), VerifyError> {
     }
 }
 
-/// Elements per set in a listing (`elements = { a, b, … }`, possibly over several lines).
-pub fn set_element_counts(text: &str) -> std::collections::HashMap<String, usize> {
-    let mut counts = std::collections::HashMap::new();
-    let mut current: Option<String> = None;
-    let mut in_elements = false;
-    for raw in text.lines() {
-        let line = raw.trim();
-        if let Some(rest) = line.strip_prefix("set ") {
-            current = rest.split_whitespace().next().map(str::to_string);
-            in_elements = false;
-            continue;
-        }
-        let Some(set) = current.clone() else { continue };
-        let body = if let Some(rest) = line.strip_prefix("elements = {") {
-            in_elements = true;
-            rest
-        } else if in_elements {
-            line
-        } else {
-            if line == "}" {
-                current = None;
-            }
-            continue;
-        };
-        let (items, done) = match body.split_once('}') {
-            Some((items, _)) => (items, true),
-            None => (body, false),
-        };
-        let n = items.split(',').filter(|i| !i.trim().is_empty()).count();
-        *counts.entry(set).or_insert(0) += n;
-        if done {
-            in_elements = false;
-        }
-    }
-    counts
-}
-
 /// The posture a listing is in: empty text is `offline`, a listing no posture accepts `error`.
 pub fn classify(text: &str) -> ShieldState {
     if text.trim().is_empty() {

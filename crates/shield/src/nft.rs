@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use terok_shield_ruleset::verify::{set_element_counts, verify};
-use terok_shield_ruleset::{render_table, seed_statements, NetFacts, Posture, Seeds};
+use terok_shield_policy::IpNet;
+use terok_shield_ruleset::seeds::set_elements;
+use terok_shield_ruleset::verify::verify;
+use terok_shield_ruleset::{render_table, NetFacts, Posture, Seeds};
 
 use crate::error::{Error, Result};
 use crate::exec::Cmd;
@@ -74,47 +76,75 @@ impl Nft {
         })
     }
 
-    /// Replace the table with `table` (one transaction), then add `seeds` in bounded
-    /// transactions, then list and verify. Until the last batch is in, the table already
-    /// denies by default: a failure leaves a closed firewall, never an open one.
+    /// Replace the table with `table` (one transaction), verify it, then add the seeds.
+    ///
+    /// The table is listed and verified right after its own load, while its sets are empty:
+    /// once a set holds many elements every nft run that touches the table costs time in
+    /// proportion (nft fetches the whole set), and adding elements cannot change the
+    /// posture. Each seed transaction's success is nft's own report. As real root all seeds
+    /// go in one transaction; inside a user namespace nft cannot enlarge its netlink buffer,
+    /// so they go in bounded batches, halved and retried on "Message too long". Until the
+    /// last batch is in, the table denies by default: a failure leaves a closed firewall.
     pub fn load(&self, table: &str, seeds: &Seeds, posture: Posture) -> Result<String> {
         let existing = !self.list_table()?.is_empty();
         let script = if existing { format!("delete table inet terok_shield\n{table}") } else { table.to_string() };
         self.apply(&script)?;
-        for stmt in seed_statements_batched(seeds) {
-            self.apply(&stmt)?;
-        }
         let listing = self.list_table()?;
-        let checked = verify(posture, &listing)
-            .map_err(|e| Error::Setup(format!("ruleset verification failed: {e}")))
-            .and_then(|()| check_counts(seeds, &listing));
-        if let Err(e) = checked {
+        if let Err(e) = verify(posture, &listing) {
             // What loaded is not what we meant: leave nothing open behind us.
             let quarantine = render_table(Posture::Quarantine, &NetFacts::preview());
             let _ = self.apply(&format!("delete table inet terok_shield\n{quarantine}"));
-            return Err(e);
+            return Err(Error::Setup(format!("ruleset verification failed: {e}")));
+        }
+        let sets: Vec<(&str, Vec<IpNet>)> = set_elements(seeds).into_iter().filter(|(_, e)| !e.is_empty()).collect();
+        if sets.is_empty() {
+            return Ok(listing);
+        }
+        if crate::paths::in_initial_user_namespace() {
+            let all: String = sets.iter().map(|(set, e)| add_statement(set, e)).collect();
+            match self.apply(&all) {
+                Ok(()) => return Ok(listing),
+                Err(e) if !too_long(&e) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        for (set, elements) in &sets {
+            let max = if set.contains("_net_") { BATCH_NETWORKS } else { BATCH_ADDRESSES };
+            for chunk in elements.chunks(max) {
+                self.add_adaptive(set, chunk)?;
+            }
         }
         Ok(listing)
     }
-}
 
-/// Seed statements sized for one transaction each.
-pub fn seed_statements_batched(seeds: &Seeds) -> Vec<String> {
-    seed_statements(seeds, BATCH_ADDRESSES, BATCH_NETWORKS)
-}
-
-/// Every seeded single address is in its set (networks may be listed merged, so only their
-/// presence is checked).
-fn check_counts(seeds: &Seeds, listing: &str) -> Result<()> {
-    let counts = set_element_counts(listing);
-    for (set, want) in terok_shield_ruleset::seeds::expected_counts(seeds) {
-        let have = counts.get(set).copied().unwrap_or(0);
-        let ok = if set.contains("_net_") { want == 0 || have > 0 } else { have == want };
-        if !ok {
-            return Err(Error::Setup(format!(
-                "ruleset verification failed: set {set} holds {have} elements, expected {want}"
-            )));
+    /// Add `elements` in one transaction, or in halves when the batch is too large.
+    fn add_adaptive(&self, set: &str, elements: &[IpNet]) -> Result<()> {
+        match self.apply(&add_statement(set, elements)) {
+            Err(e) if too_long(&e) && elements.len() > 1 => {
+                let (a, b) = elements.split_at(elements.len() / 2);
+                self.add_adaptive(set, a)?;
+                self.add_adaptive(set, b)
+            }
+            other => other,
         }
     }
-    Ok(())
+}
+
+fn too_long(e: &Error) -> bool {
+    matches!(e, Error::Exec { stderr, .. } if stderr.contains("Message too long"))
+}
+
+fn add_statement(set: &str, elements: &[IpNet]) -> String {
+    let mut s = String::with_capacity(elements.len() * 16 + 64);
+    s.push_str("add element inet terok_shield ");
+    s.push_str(set);
+    s.push_str(" { ");
+    for (i, e) in elements.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&e.to_string());
+    }
+    s.push_str(" }\n");
+    s
 }

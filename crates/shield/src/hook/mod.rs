@@ -64,6 +64,9 @@ pub fn main(args: &[String]) -> i32 {
             Kind::Bridge => bridge_hook::run(stage, &input, &mut log),
         }
     }));
+    if std::env::var_os("TEROK_SHIELD_HOOK_STATS").is_some() {
+        log.write(&format!("stats: {kind:?} hook, peak RSS {} KiB", peak_rss_kib().unwrap_or(0)));
+    }
     match result {
         Ok(Ok(())) => 0,
         Ok(Err(msg)) => {
@@ -75,4 +78,15 @@ pub fn main(args: &[String]) -> i32 {
             i32::from(!soft)
         }
     }
+}
+
+/// This process's own peak resident set (`VmHWM`), children excluded. Logged when
+/// `TEROK_SHIELD_HOOK_STATS` is set, for the memory benchmark.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
 }

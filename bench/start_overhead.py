@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Start overhead of the shield, ours vs the Python reference terok-shield 0.9.0, same run.
+
+    sudo bench/start_overhead.py --ours target/release --ref /opt/tsh-ref/bin/terok-shield
+
+Needs tests/env/setup.sh (test user, image, containers.conf) and the reference installed in
+a venv whose interpreter the test user can read (see docs/benchmarks.md). Per mode (rootful,
+rootless), in interleaved rounds, it times:
+  plain:  podman run --rm IMAGE true
+  ours:   terok-shield prepare C   +   podman run --rm --hooks-dir OURS <flags> IMAGE true
+  ref:    terok-shield prepare C   +   podman run --rm --hooks-dir REF  <flags> IMAGE true
+Each side runs with its own hooks only (--hooks-dir), in its own temporary roots. The
+reference runs with dnsmasq hidden from its PATH (tier "lookup"): ours starts no dnsmasq
+yet, so both hooks do the same work. Then it measures each hook process's peak RSS (wrapper
+descriptors running the hook under GNU time) and the prepare time of a 100 000-entry
+allowlist.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ENV_FILE = "/etc/terok-shield-test/env"
+BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def load_env():
+    out = {}
+    for line in open(ENV_FILE):
+        if "=" in line:
+            k, v = line.strip().split("=", 1)
+            out[k] = v
+    return out
+
+
+class Side:
+    """One command environment: who runs it and with which variables."""
+
+    def __init__(self, mode, user, env):
+        self.mode, self.user, self.env = mode, user, env
+
+    def argv(self, cmd, extra=None):
+        env = dict(self.env, **(extra or {}))
+        if self.mode == "rootless":
+            return ["runuser", "-u", self.user, "--", "env", "-i"] + ["%s=%s" % kv for kv in env.items()] + cmd
+        return ["env", "-i"] + ["%s=%s" % kv for kv in env.items()] + cmd
+
+    def run(self, cmd, extra=None, check=True):
+        t = time.perf_counter()
+        r = subprocess.run(self.argv(cmd, extra), cwd="/tmp", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        dt = time.perf_counter() - t
+        if check and r.returncode != 0:
+            sys.exit("failed (%s): %s\n%s" % (self.mode, " ".join(cmd), r.stderr))
+        return dt, r
+
+
+def stats(xs):
+    xs = sorted(xs)
+    q = statistics.quantiles(xs, n=10) if len(xs) > 1 else xs * 9
+    return statistics.median(xs), q[0], q[-1]
+
+
+def fmt(xs, unit=1e3, suffix="ms"):
+    m, lo, hi = stats(xs)
+    return "%.0f %s (%.0f-%.0f)" % (m * unit, suffix, lo * unit, hi * unit)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ours", required=True, help="directory holding terok-shield and terok-shield-hook")
+    ap.add_argument("--ref", required=True, help="the reference's terok-shield entry point")
+    ap.add_argument("--runs", type=int, default=21)
+    ap.add_argument("--modes", default="rootful,rootless")
+    ap.add_argument("--big", type=int, default=100000, help="entries for the prepare benchmark (0: skip)")
+    a = ap.parse_args()
+    tenv = load_env()
+    user, image = tenv["TEROK_SHIELD_TEST_USER"], tenv["TEROK_SHIELD_TEST_IMAGE"]
+    uid = subprocess.run(["id", "-u", user], capture_output=True, text=True).stdout.strip()
+    home = subprocess.run(["getent", "passwd", user], capture_output=True, text=True).stdout.split(":")[5]
+    work = tempfile.mkdtemp(prefix="tsh-bench-", dir="/tmp")
+    os.chmod(work, 0o755)
+    bins = os.path.join(work, "bin")
+    os.makedirs(bins)
+    for b in ("terok-shield", "terok-shield-hook"):
+        shutil.copy(os.path.join(a.ours, b), bins)
+    refbin = os.path.join(work, "refbin")  # the reference's PATH: its tools, no dnsmasq
+    os.makedirs(refbin)
+    for t in ("podman", "nft", "nsenter", "dig", "getent", "ip"):
+        p = shutil.which(t, path=BASE_PATH)
+        if p:
+            os.symlink(p, os.path.join(refbin, t))
+    results = {}
+    for mode in a.modes.split(","):
+        w = os.path.join(work, mode)
+        os.makedirs(os.path.join(w, "conf/profiles"))
+        with open(os.path.join(w, "conf/profiles/lab.txt"), "w") as f:
+            f.write("+198.51.100.10\n")
+        if a.big:
+            with open(os.path.join(w, "conf/profiles/big.txt"), "w") as f:
+                f.writelines("+%d.%d.%d.%d\n" % (11, (i * 3) >> 16 & 255, (i * 3) >> 8 & 255, (i * 3) & 255) for i in range(a.big))
+        for d in ("xdg/containers", "xdg-ref/containers", "data", "state-ours", "state-ref"):
+            os.makedirs(os.path.join(w, d), exist_ok=True)
+        if mode == "rootless":
+            for d in ("xdg", "xdg-ref"):
+                shutil.copy(os.path.join(home, ".config/containers/containers.conf"), os.path.join(w, d, "containers"))
+            subprocess.run(["chown", "-R", "%s:" % user, w], check=True)
+            common = {"HOME": home, "USER": user, "XDG_RUNTIME_DIR": "/run/user/%s" % uid}
+        else:
+            common = {"HOME": "/root", "CONTAINERS_CONF": tenv["CONTAINERS_CONF"]}
+        # XDG_DATA_HOME stays: rootless podman keeps its image storage there.
+        ours = Side(mode, user, dict(common, PATH=BASE_PATH, TEROK_ROOT=w + "/ours-root", XDG_CONFIG_HOME=w + "/xdg",
+                                     TEROK_SHIELD_SYSTEM_HOOKS_DIR=w + "/ours-sys",
+                                     TEROK_SHIELD_CONFIG_DIR=w + "/conf", TEROK_SHIELD_STATE_DIR=w + "/state-ours"))
+        ref = Side(mode, user, dict(common, PATH=refbin + ":/usr/bin:/bin", TEROK_ROOT=w + "/ref-root",
+                                    XDG_CONFIG_HOME=w + "/xdg-ref", TEROK_SHIELD_CONFIG_DIR=w + "/conf"))
+        plain = Side(mode, user, dict(common, PATH=BASE_PATH, XDG_CONFIG_HOME=w + "/xdg"))
+        ours.run([bins + "/terok-shield", "setup"])
+        ref.run([a.ref, "setup"])
+        ours_hooks = w + ("/ours-sys" if mode == "rootful" else "/ours-root/shield/hooks")
+        ref_hooks = w + "/ref-root/shield/hooks"
+
+        def prepare(side, name, profile="lab"):
+            if side is ours:
+                dt, r = ours.run([bins + "/terok-shield", "prepare", name, "--profiles", profile, "--json"])
+            else:
+                dt, r = ref.run([a.ref, "--state-dir", w + "/state-ref", "prepare", name, "--profiles", profile, "--json"])
+            return dt, json.loads(r.stdout)
+
+        def start(side, hooks, flags):
+            # podman itself runs with the normal PATH (the reference's hides only dnsmasq).
+            dt, _ = side.run(["podman", "run", "--rm", "--hooks-dir", hooks] + flags + [image, "true"], {"PATH": BASE_PATH})
+            return dt
+
+        rows = {k: [] for k in ("plain", "ours_prep", "ours_run", "ref_prep", "ref_run", "ours_over", "ref_over")}
+        for i in range(a.runs):
+            order = ["plain", "ours", "ref"]
+            random.shuffle(order)
+            got = {}
+            for who in order:
+                if who == "plain":
+                    got["plain"] = plain.run(["podman", "run", "--rm", image, "true"])[0]
+                else:
+                    side, hooks = (ours, ours_hooks) if who == "ours" else (ref, ref_hooks)
+                    dp, flags = prepare(side, "%s-%s-%d" % (who, mode, i))
+                    got[who + "_prep"] = dp
+                    got[who + "_run"] = start(side, hooks, flags)
+            for k, v in got.items():
+                rows[k].append(v)
+            rows["ours_over"].append(got["ours_prep"] + got["ours_run"] - got["plain"])
+            rows["ref_over"].append(got["ref_prep"] + got["ref_run"] - got["plain"])
+        def wrap(hooks, dst):
+            """Copies of the descriptors that run each hook under GNU time (peak RSS of the
+            process tree, elapsed) and ask ours to log its own peak (VmHWM)."""
+            os.makedirs(dst)
+            log = os.path.join(dst, "time.log")
+            for name in os.listdir(hooks):
+                if not name.endswith(".json"):
+                    continue
+                d = json.load(open(os.path.join(hooks, name)))
+                hook = d["hook"]
+                hook["args"] = ["/usr/bin/time", "-a", "-o", log, "-f", "%M %e " + name] + [hook["path"]] + hook["args"][1:]
+                hook["path"] = "/usr/bin/time"
+                hook["env"] = hook.get("env", []) + ["TEROK_SHIELD_HOOK_STATS=1"]
+                json.dump(d, open(os.path.join(dst, name), "w"))
+            if mode == "rootless":
+                subprocess.run(["chown", "-R", "%s:" % user, dst], check=True)
+            return log
+
+        def timings(log):
+            rows = [l.split() for l in open(log)] if os.path.exists(log) else []
+            return [(int(r[0]), float(r[1]), r[2]) for r in rows if len(r) == 3 and r[0].isdigit()]
+
+        # Hook memory.
+        rss = {}
+        for label, side, hooks in (("ours", ours, ours_hooks), ("ref", ref, ref_hooks)):
+            log = wrap(hooks, os.path.join(w, label + "-rss"))
+            for i in range(3):
+                _, flags = prepare(side, "%s-rss-%s-%d" % (label, mode, i))
+                start(side, os.path.join(w, label + "-rss"), flags)
+            rss[label] = [t[0] for t in timings(log)]
+            own = []
+            state = w + ("/state-ours" if label == "ours" else "/state-ref")
+            for i in range(3):
+                try:
+                    for line in open("%s/containers/%s-rss-%s-%d/hook-error.log" % (state, label, mode, i)):
+                        if "peak RSS" in line:
+                            own.append(int(line.split("peak RSS ")[1].split()[0]))
+                except OSError:
+                    pass
+            rss[label + "_own"] = own
+        big, big_hook = {}, {}
+        if a.big:
+            for label, side, hooks in (("ours", ours, ours_hooks), ("ref", ref, ref_hooks)):
+                times, flag_sets = [], []
+                for i in range(3):
+                    dt, flags = prepare(side, "%s-big-%s-%d" % (label, mode, i), "big")
+                    times.append(dt)
+                    flag_sets.append(flags)
+                big[label] = times
+                log = wrap(hooks, os.path.join(w, label + "-big"))
+                failures = []
+                for flags in flag_sets:
+                    _, r = side.run(["podman", "run", "--rm", "--hooks-dir", os.path.join(w, label + "-big")] + flags + [image, "true"], {"PATH": BASE_PATH}, check=False)
+                    if r.returncode != 0:
+                        failures.append(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "exit %d" % r.returncode)
+                hook = [t[1] for t in timings(log) if t[2] == "terok-shield-createRuntime.json"]
+                big_hook[label] = (hook, failures)
+        results[mode] = (rows, rss, big, big_hook)
+
+    print("Start overhead, %d interleaved rounds per mode; median (p10-p90)" % a.runs)
+    for mode, (rows, rss, big, big_hook) in results.items():
+        print("\n[%s]" % mode)
+        print("  podman run, no shield:        %s" % fmt(rows["plain"]))
+        print("  ours: prepare                 %s" % fmt(rows["ours_prep"]))
+        print("  ours: podman run with hooks   %s" % fmt(rows["ours_run"]))
+        print("  ref:  prepare                 %s" % fmt(rows["ref_prep"]))
+        print("  ref:  podman run with hooks   %s" % fmt(rows["ref_run"]))
+        o, r = statistics.median(rows["ours_over"]), statistics.median(rows["ref_over"])
+        print("  added per start: ours %s, ref %s, ours/ref = %.3f" % (fmt(rows["ours_over"]), fmt(rows["ref_over"]), o / r))
+        for label in ("ours", "ref"):
+            xs = rss[label]
+            if xs:
+                print("  %s hook process tree peak RSS (GNU time, children included): median %d KiB, max %d KiB over %d hook runs" % (label, statistics.median(xs), max(xs), len(xs)))
+        if rss.get("ours_own"):
+            xs = rss["ours_own"]
+            print("  ours hook process's own peak RSS (VmHWM): median %d KiB, max %d KiB over %d hook runs" % (statistics.median(xs), max(xs), len(xs)))
+        if big:
+            ob, rb = statistics.median(big["ours"]), statistics.median(big["ref"])
+            print("  prepare of %d entries: ours %s, ref %s, ours/ref = %.3f" % (a.big, fmt(big["ours"]), fmt(big["ref"]), ob / rb))
+            for label in ("ours", "ref"):
+                hook, failures = big_hook[label]
+                text = "median %.2f s over %d starts" % (statistics.median(hook), len(hook)) if hook else "no completed hook"
+                if failures:
+                    text += "; %d of 3 starts FAILED: %s" % (len(failures), failures[0][:160])
+                print("  %s createRuntime hook with %d entries: %s" % (label, a.big, text))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
