@@ -210,7 +210,16 @@ def main():
                     if r.returncode != 0:
                         failures.append(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "exit %d" % r.returncode)
                 hook = [t[1] for t in timings(log) if t[2] == "terok-shield-createRuntime.json"]
-                big_hook[label] = (hook, failures)
+                own = []
+                state = w + ("/state-ours" if label == "ours" else "/state-ref")
+                for i in range(3):
+                    try:
+                        for line in open("%s/containers/%s-big-%s-%d/hook-error.log" % (state, label, mode, i)):
+                            if "Nft hook, peak RSS" in line:
+                                own.append(int(line.split("peak RSS ")[1].split()[0]))
+                    except OSError:
+                        pass
+                big_hook[label] = (hook, failures, own)
         results[mode] = (rows, rss, big, big_hook)
 
     print("Start overhead, %d interleaved rounds per mode; median (p10-p90)" % a.runs)
@@ -234,8 +243,10 @@ def main():
             ob, rb = statistics.median(big["ours"]), statistics.median(big["ref"])
             print("  prepare of %d entries: ours %s, ref %s, ours/ref = %.3f" % (a.big, fmt(big["ours"]), fmt(big["ref"]), ob / rb))
             for label in ("ours", "ref"):
-                hook, failures = big_hook[label]
+                hook, failures, own = big_hook[label]
                 text = "median %.2f s over %d starts" % (statistics.median(hook), len(hook)) if hook else "no completed hook"
+                if own:
+                    text += ", own peak RSS %d KiB" % max(own)
                 if failures:
                     text += "; %d of 3 starts FAILED: %s" % (len(failures), failures[0][:160])
                 print("  %s createRuntime hook with %d entries: %s" % (label, a.big, text))

@@ -15,6 +15,7 @@ pub mod fsutil;
 pub mod hook;
 pub mod netns;
 pub mod nft;
+pub mod nftnl;
 pub mod paths;
 pub mod podman;
 pub mod prepare;

@@ -81,10 +81,11 @@ impl Nft {
     /// The table is listed and verified right after its own load, while its sets are empty:
     /// once a set holds many elements every nft run that touches the table costs time in
     /// proportion (nft fetches the whole set), and adding elements cannot change the
-    /// posture. Each seed transaction's success is nft's own report. As real root all seeds
-    /// go in one transaction; inside a user namespace nft cannot enlarge its netlink buffer,
-    /// so they go in bounded batches, halved and retried on "Message too long". Until the
-    /// last batch is in, the table denies by default: a failure leaves a closed firewall.
+    /// posture. Single addresses go straight to the kernel over netlink ([`crate::nftnl`],
+    /// acknowledged message by message); networks go through nft in bounded batches, halved
+    /// and retried on "Message too long" (inside a user namespace nft cannot enlarge its
+    /// netlink buffer). Until the last batch is in, the table denies by default: a failure
+    /// leaves a closed firewall.
     pub fn load(&self, table: &str, seeds: &Seeds, posture: Posture) -> Result<String> {
         let existing = !self.list_table()?.is_empty();
         let script = if existing { format!("delete table inet terok_shield\n{table}") } else { table.to_string() };
@@ -100,19 +101,21 @@ impl Nft {
         if sets.is_empty() {
             return Ok(listing);
         }
-        if crate::paths::in_initial_user_namespace() {
-            let all: String = sets.iter().map(|(set, e)| add_statement(set, e)).collect();
-            match self.apply(&all) {
-                Ok(()) => return Ok(listing),
-                Err(e) if !too_long(&e) => return Err(e),
-                Err(_) => {}
-            }
-        }
+        let mut netlink = None;
         for (set, elements) in &sets {
-            let max = if set.contains("_net_") { BATCH_NETWORKS } else { BATCH_ADDRESSES };
-            for chunk in elements.chunks(max) {
-                self.add_adaptive(set, chunk)?;
+            if set.contains("_net_") {
+                for chunk in elements.chunks(BATCH_NETWORKS) {
+                    self.add_adaptive(set, chunk)?;
+                }
+                continue;
             }
+            // Plain sets: straight to the kernel, without nft's parser.
+            let loader = match &mut netlink {
+                Some(l) => l,
+                None => netlink.insert(crate::nftnl::Loader::open()?),
+            };
+            let addresses: Vec<std::net::IpAddr> = elements.iter().map(IpNet::addr).collect();
+            loader.add(set, &addresses)?;
         }
         Ok(listing)
     }
