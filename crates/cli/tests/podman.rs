@@ -191,8 +191,9 @@ fn ensure_setup(who: Who) {
     });
 }
 
-/// One line per host: `<host> ok` or `<host> fail <why>`.
-const PROBE: &str = r#"for h in "$@"; do r=$(printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 "$h" 80 2>&1 | tail -n 1); if [ "$r" = tshield-ok ]; then echo "$h ok"; else echo "$h fail $r"; fi; done"#;
+/// One line per host: `<host> ok` or `<host> fail <why>`. Waits up to 3 s for an IPv6
+/// default route first (slirp4netns configures IPv6 by router advertisement).
+const PROBE: &str = r#"i=0; while [ $i -lt 30 ] && ! ip -6 route | grep -q default; do sleep 0.1; i=$((i+1)); done; for h in "$@"; do r=$(printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 "$h" 80 2>&1 | tail -n 1); if [ "$r" = tshield-ok ]; then echo "$h ok"; else echo "$h fail $r"; fi; done"#;
 
 fn verdicts(stdout: &str) -> Vec<(String, bool)> {
     stdout.lines().filter_map(|l| l.split_once(' ')).map(|(h, r)| (h.to_string(), r.starts_with("ok"))).collect()
@@ -228,9 +229,13 @@ fn rootful_container_reaches_only_its_allowlist_on_both_families() {
 }
 
 #[test]
-fn rootless_container_reaches_only_its_allowlist() {
-    let hosts = [ALLOWED_V4, UNLISTED_V4, PRIVATE_V4];
-    shielded_probe(Who::User, &hosts, &[(ALLOWED_V4, true), (UNLISTED_V4, false), (PRIVATE_V4, false)]);
+fn rootless_container_reaches_only_its_allowlist_on_both_families() {
+    let hosts = [ALLOWED_V4, ALLOWED_V6, UNLISTED_V4, UNLISTED_V6, PRIVATE_V4];
+    shielded_probe(
+        Who::User,
+        &hosts,
+        &[(ALLOWED_V4, true), (ALLOWED_V6, true), (UNLISTED_V4, false), (UNLISTED_V6, false), (PRIVATE_V4, false)],
+    );
 }
 
 fn restart_keeps_runtime_decisions(who: Who) {
@@ -585,4 +590,43 @@ fn setup_refuses_downgrades_missing_tools_and_concurrent_runs() {
     ));
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert_eq!(out.stderr, "Error: Another setup operation is already running. Retry after it finishes.\n");
+}
+
+/// setup installs a copy of the hook binary: deleting the binaries it was installed from
+/// (a build tree) does not disarm the hooks.
+#[test]
+fn hooks_keep_working_after_the_build_tree_is_deleted() {
+    let Some(e) = env() else { return };
+    let h = Home::new(Who::Root);
+    let build = h.dir.join("build");
+    std::fs::create_dir(&build).unwrap_or_else(|err| panic!("{err}"));
+    for name in ["terok-shield", "terok-shield-hook"] {
+        std::fs::copy(e.bin.join(name), build.join(name)).unwrap_or_else(|err| panic!("{err}"));
+    }
+    let shield = build.join("terok-shield").display().to_string();
+    let hooks = h.dir.join("hooks");
+    let env_prefix = format!(
+        "TEROK_SHIELD_SYSTEM_HOOKS_DIR={} TEROK_ROOT={1}/terok XDG_CONFIG_HOME={1}/xdg",
+        hooks.display(),
+        h.dir.display()
+    );
+    h.sh(&format!("{env_prefix} {shield} setup"));
+    h.profile("lab", &format!("+{ALLOWED_V4}\n"));
+    let flags = h.sh(&format!("{env_prefix} {shield} prepare gone --profiles lab --json")).stdout;
+    let flags: Vec<String> = serde_json::from_str(&flags).unwrap_or_else(|err| panic!("{err}"));
+    std::fs::remove_dir_all(&build).unwrap_or_else(|err| panic!("{err}"));
+    let mut args: Vec<String> = vec!["run".into(), "--rm".into(), "--hooks-dir".into(), hooks.display().to_string()];
+    args.extend(flags.into_iter().filter(|f| f != "--name" && f != "gone"));
+    args.extend([
+        e.image.clone(),
+        "sh".into(),
+        "-c".into(),
+        PROBE.into(),
+        "probe".into(),
+        ALLOWED_V4.into(),
+        UNLISTED_V4.into(),
+    ]);
+    let out = h.podman(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    expect(&out.stdout, &[(ALLOWED_V4, true), (UNLISTED_V4, false)], "hooks from the installed copy");
 }
