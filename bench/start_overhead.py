@@ -176,6 +176,19 @@ def main():
             rows = [l.split() for l in open(log)] if os.path.exists(log) else []
             return [(int(r[0]), float(r[1]), r[2]) for r in rows if len(r) == 3 and r[0].isdigit()]
 
+        def own_peaks(label, kind, marker):
+            """Peaks our hook logged (TEROK_SHIELD_HOOK_STATS) in the bundles' hook-error.log."""
+            state = w + ("/state-ours" if label == "ours" else "/state-ref")
+            own = []
+            for i in range(3):
+                try:
+                    for line in open("%s/containers/%s-%s-%s-%d/hook-error.log" % (state, label, kind, mode, i)):
+                        if marker in line:
+                            own.append(int(line.split("peak RSS ")[1].split()[0]))
+                except OSError:
+                    pass
+            return own
+
         # Hook memory.
         rss = {}
         for label, side, hooks in (("ours", ours, ours_hooks), ("ref", ref, ref_hooks)):
@@ -184,16 +197,7 @@ def main():
                 _, flags = prepare(side, "%s-rss-%s-%d" % (label, mode, i))
                 start(side, os.path.join(w, label + "-rss"), flags)
             rss[label] = [t[0] for t in timings(log)]
-            own = []
-            state = w + ("/state-ours" if label == "ours" else "/state-ref")
-            for i in range(3):
-                try:
-                    for line in open("%s/containers/%s-rss-%s-%d/hook-error.log" % (state, label, mode, i)):
-                        if "peak RSS" in line:
-                            own.append(int(line.split("peak RSS ")[1].split()[0]))
-                except OSError:
-                    pass
-            rss[label + "_own"] = own
+            rss[label + "_own"] = own_peaks(label, "rss", "peak RSS")
         big, big_hook = {}, {}
         if a.big:
             for label, side, hooks in (("ours", ours, ours_hooks), ("ref", ref, ref_hooks)):
@@ -210,16 +214,7 @@ def main():
                     if r.returncode != 0:
                         failures.append(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "exit %d" % r.returncode)
                 hook = [t[1] for t in timings(log) if t[2] == "terok-shield-createRuntime.json"]
-                own = []
-                state = w + ("/state-ours" if label == "ours" else "/state-ref")
-                for i in range(3):
-                    try:
-                        for line in open("%s/containers/%s-big-%s-%d/hook-error.log" % (state, label, mode, i)):
-                            if "Nft hook, peak RSS" in line:
-                                own.append(int(line.split("peak RSS ")[1].split()[0]))
-                    except OSError:
-                        pass
-                big_hook[label] = (hook, failures, own)
+                big_hook[label] = (hook, failures, own_peaks(label, "big", "Nft hook, peak RSS"))
         results[mode] = (rows, rss, big, big_hook)
 
     print("Start overhead, %d interleaved rounds per mode; median (p10-p90)" % a.runs)

@@ -55,7 +55,9 @@ loginctl enable-linger "$TEST_USER" >/dev/null 2>&1 || true
 mkdir -p "$CONF_DIR"
 hard_nofile=$(ulimit -Hn); hard_nproc=$(ulimit -Hu)
 nofile=$(( hard_nofile < 20000 ? hard_nofile : 20000 )); nproc=$(( hard_nproc < 1000 ? hard_nproc : 1000 ))
-cat > "$CONF_DIR/containers.conf" <<CONF
+# This host's podman quirks (runc, cgroupfs, file events, ulimits within the hard limit).
+podman_quirks() {
+    cat <<CONF
 # Written by tests/env/setup.sh for this host's podman; not product configuration.
 [containers]
 default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
@@ -64,11 +66,15 @@ default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+CONF
+}
+{ podman_quirks; cat <<CONF
 
 [network]
 network_backend = "netavark"
 default_network = "tshield-dual"
 CONF
+} > "$CONF_DIR/containers.conf"
 chmod 0644 "$CONF_DIR/containers.conf"
 cat > "$CONF_DIR/env" <<ENV
 CONTAINERS_CONF=$CONF_DIR/containers.conf
@@ -85,16 +91,7 @@ TEST_HOME=$(getent passwd "$TEST_USER" | cut -d: -f6)
 USER_CONF=$TEST_HOME/.config/containers/containers.conf
 if [ ! -s "$USER_CONF" ]; then
     install -d -o "$TEST_USER" -g "$TEST_USER" -m 0755 "$TEST_HOME/.config" "$TEST_HOME/.config/containers"
-    cat > "$USER_CONF" <<CONF
-# Written by tests/env/setup.sh for this host's podman; not product configuration.
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-CONF
+    podman_quirks > "$USER_CONF"
     chown "$TEST_USER:" "$USER_CONF"
 fi
 as_user() { runuser -u "$TEST_USER" -- env -i HOME="$TEST_HOME" USER="$TEST_USER" \

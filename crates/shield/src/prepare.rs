@@ -256,15 +256,8 @@ fn update_bundle(state_dir: &Path, files: &[(String, String)], stale: &[&str]) -
 
 /// The per-bundle lock: every read-modify-write of a bundle holds it.
 pub fn lock_bundle(state_dir: &Path) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
     let path = state_dir.join(LOCK);
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
+    let f = fsutil::open_lock_file(&path)?;
     f.lock().map_err(|e| Error::io(&path, e))?;
     Ok(f)
 }

@@ -77,17 +77,11 @@ pub fn source_binary() -> Result<PathBuf> {
 
 /// Hold the global setup lock (`<data base>/setup.lock`) for the life of the guard.
 pub fn lock(env: &Env) -> Result<std::fs::File> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let base = paths::data_base(env)?;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&base).map_err(|e| Error::io(&base, e))?;
     let path = base.join("setup.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
+    let file = crate::fsutil::open_lock_file(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => {
