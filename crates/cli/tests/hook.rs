@@ -198,3 +198,44 @@ fn a_hundred_thousand_entry_allowlist_loads_through_the_hook() {
     assert_eq!(lab.probe(HOST_ALLOWED_V4, 3), Probe::Answered);
     assert!(matches!(lab.probe(HOST_UNLISTED_V4, 3), Probe::Rejected(_)));
 }
+
+/// The bridge hook is soft: whatever goes wrong, it exits 0 and the start goes on.
+#[test]
+fn the_bridge_hook_never_blocks_a_start() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cases = [
+        "{not json".to_string(),
+        "[]".to_string(),
+        serde_json::json!({"annotations": {"terok.shield.state_dir": "relative"}}).to_string(),
+        serde_json::json!({"annotations": {"terok.shield.state_dir": tmp.path().join("absent")}}).to_string(),
+    ];
+    for stage in ["createRuntime", "poststop", "bogus"] {
+        for stdin in &cases {
+            let mut cmd = Command::cargo_bin("terok-shield-hook").unwrap_or_else(|e| panic!("{e}"));
+            cmd.args(["bridge", stage]).stdin(Stdio::piped()).stderr(Stdio::piped());
+            let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{e}"));
+            use std::io::Write;
+            if let Some(mut s) = child.stdin.take() {
+                let _ = s.write_all(stdin.as_bytes());
+            }
+            let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(out.status.code(), Some(0), "{stage} {stdin}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).starts_with("terok-shield bridge hook: "),
+                "{stage} {stdin}: a logged reason"
+            );
+        }
+    }
+    // And with a valid state dir it records dossier.meta_path.
+    let dir = bundle(tmp.path(), "ok", "", "");
+    let state = serde_json::json!({"id": "abc", "pid": 1, "annotations": {"terok.shield.state_dir": dir, "dossier.meta_path": "/srv/meta.json"}}).to_string();
+    let mut cmd = Command::cargo_bin("terok-shield-hook").unwrap_or_else(|e| panic!("{e}"));
+    let mut child =
+        cmd.args(["bridge", "createRuntime"]).stdin(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{e}"));
+    use std::io::Write;
+    if let Some(mut s) = child.stdin.take() {
+        let _ = s.write_all(state.as_bytes());
+    }
+    assert_eq!(child.wait().ok().and_then(|s| s.code()), Some(0));
+    assert_eq!(std::fs::read_to_string(dir.join("meta_path")).unwrap_or_default(), "/srv/meta.json");
+}

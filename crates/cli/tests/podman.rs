@@ -632,3 +632,43 @@ fn hooks_keep_working_after_the_build_tree_is_deleted() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     expect(&out.stdout, &[(ALLOWED_V4, true), (UNLISTED_V4, false)], "hooks from the installed copy");
 }
+
+/// nft missing when the hook runs (its PATH, which the descriptors carry, has no nft):
+/// podman refuses the start and the workload never runs.
+#[test]
+fn rootful_start_fails_closed_when_nft_is_missing() {
+    let Some(e) = env() else { return };
+    ensure_setup(Who::Root);
+    let h = Home::new(Who::Root);
+    h.profile("lab", &format!("+{ALLOWED_V4}\n"));
+    let flags = h.shield(&["prepare", "nonft", "--profiles", "lab", "--json"]);
+    assert_eq!(flags.code, 0, "{}", flags.stderr);
+    let flags: Vec<String> = serde_json::from_str(&flags.stdout).unwrap_or_else(|err| panic!("{err}"));
+    // The installed descriptors, with a PATH that lacks nft.
+    let installed = std::path::PathBuf::from(
+        run(Command::new("sh").args(["-c", "ls -d /usr/share/containers/oci/hooks.d"])).stdout.trim(),
+    );
+    let hooks = h.dir.join("hooks-no-nft");
+    std::fs::create_dir(&hooks).unwrap_or_else(|err| panic!("{err}"));
+    for name in ["terok-shield-createRuntime.json", "terok-shield-poststop.json"] {
+        let text = std::fs::read_to_string(installed.join(name)).unwrap_or_else(|err| panic!("{name}: {err}"));
+        let mut d: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|err| panic!("{err}"));
+        d["hook"]["env"] = serde_json::json!(["PATH=/nonexistent:/usr/bin:/bin"]);
+        std::fs::write(hooks.join(name), d.to_string()).unwrap_or_else(|err| panic!("{err}"));
+    }
+    h.sh("mkdir -p markers && chmod 0777 markers");
+    let mut args: Vec<String> = vec!["run".into(), "--rm".into(), "--hooks-dir".into(), hooks.display().to_string()];
+    args.extend(flags.into_iter().filter(|f| f != "--name" && f != "nonft"));
+    args.extend([
+        "-v".into(),
+        format!("{}:/m", h.dir.join("markers").display()),
+        e.image.clone(),
+        "touch".into(),
+        "/m/ran".into(),
+    ]);
+    let out = h.podman(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_ne!(out.code, 0, "podman started the container without nft");
+    assert!(!h.dir.join("markers/ran").exists(), "the workload ran");
+    let log = std::fs::read_to_string(h.state_dir("nonft").join("hook-error.log")).unwrap_or_default();
+    assert!(log.contains("nft not found on PATH"), "{log}");
+}
