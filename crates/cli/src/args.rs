@@ -64,11 +64,32 @@ pub enum Verb {
         #[arg(long)]
         root: bool,
     },
-    /// Show shield configuration overview
+    /// Show shield configuration overview, or a container's firewall state (up/down/disengaged/quarantine/offline/error)
     Status {
+        /// Container name: print its firewall state
+        container: Option<String>,
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+    },
+    /// Live-allow an IP or CIDR for a container
+    Allow {
+        /// Container name
+        container: String,
+        /// IP address or CIDR
+        target: String,
+    },
+    /// Live-deny an IP or CIDR for a container
+    Deny {
+        /// Container name
+        container: String,
+        /// IP address or CIDR
+        target: String,
+    },
+    /// Show current nft rules for a container
+    Rules {
+        /// Container name
+        container: String,
     },
     /// List available shield profiles
     Profiles,

@@ -670,3 +670,130 @@ fn rootful_start_fails_closed_when_nft_is_missing() {
     let log = std::fs::read_to_string(h.state_dir("nonft").join("hook-error.log")).unwrap_or_default();
     assert!(log.contains("nft not found on PATH"), "{log}");
 }
+
+/// Every file of a bundle with its content (for "nothing changed" checks).
+fn bundle_snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = Vec::new();
+    for sub in ["", "policy"] {
+        let d = dir.join(sub);
+        if let Ok(entries) = std::fs::read_dir(&d) {
+            for e in entries.flatten().filter(|e| e.path().is_file()) {
+                v.push((
+                    format!("{sub}/{}", e.file_name().to_string_lossy()),
+                    std::fs::read(e.path()).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+fn live_control(who: Who) {
+    let Some(e) = env() else { return };
+    ensure_setup(who);
+    let h = Home::new(who);
+    h.profile("lab", &format!("+{ALLOWED_V4}\n"));
+    let name = format!("tsh-live-{}-{:?}", std::process::id(), who).to_lowercase();
+    let out = h.shield(&["run", &name, "--profiles", "lab", "--", "-d", &e.image, "sleep", "600"]);
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    let probe = |what: &str, want: &[(&str, bool)]| {
+        let hosts: Vec<&str> = want.iter().map(|(h, _)| *h).collect();
+        let mut args = vec!["exec", &name, "sh", "-c", PROBE, "probe"];
+        args.extend(hosts);
+        let out = h.podman(&args);
+        assert_eq!(out.code, 0, "{what}: {}", out.stderr);
+        expect(&out.stdout, want, &format!("{who:?} {what}"));
+    };
+    assert_eq!(h.shield(&["status", &name]).stdout, "up\n");
+    probe("before", &[(ALLOWED_V4, true), (UNLISTED_V4, false), (ALLOWED_V6, false)]);
+
+    let out = h.shield(&["allow", &name, UNLISTED_V4]);
+    assert_eq!(
+        (out.code, out.stdout.clone()),
+        (0, format!("Allowed {UNLISTED_V4} -> {UNLISTED_V4} for {name}\n")),
+        "{}",
+        out.stderr
+    );
+    let out = h.shield(&["allow", &name, "2001:DB8:100::10/128"]);
+    assert_eq!(out.stdout, format!("Allowed 2001:DB8:100::10/128 -> {ALLOWED_V6} for {name}\n"), "{}", out.stderr);
+    let out = h.shield(&["deny", &name, ALLOWED_V4]);
+    assert_eq!(out.stdout, format!("Denied {ALLOWED_V4} ({ALLOWED_V4}) for {name}\n"), "{}", out.stderr);
+    probe("after allow and deny", &[(ALLOWED_V4, false), (UNLISTED_V4, true), (ALLOWED_V6, true)]);
+    // Re-allowing a denied address takes it out of the deny set.
+    assert_eq!(h.shield(&["allow", &name, ALLOWED_V4]).code, 0);
+    probe("after re-allow", &[(ALLOWED_V4, true)]);
+    assert_eq!(h.shield(&["deny", &name, ALLOWED_V4]).code, 0);
+
+    let sd = h.state_dir(&name);
+    assert_eq!(
+        std::fs::read_to_string(sd.join("policy/live")).unwrap_or_default(),
+        format!("+{UNLISTED_V4}\n+{ALLOWED_V6}\n-{ALLOWED_V4}\n")
+    );
+    let audit = std::fs::read_to_string(sd.join("audit.jsonl")).unwrap_or_default();
+    assert!(
+        audit.contains(&format!(
+            "\"action\":\"allowed\",\"dest\":\"{UNLISTED_V4}\",\"detail\":\"target={UNLISTED_V4}\""
+        )),
+        "{audit}"
+    );
+    assert!(audit.contains(&format!("\"action\":\"denied\",\"dest\":\"{ALLOWED_V4}\"")), "{audit}");
+    let rules = h.shield(&["rules", &name]);
+    assert!(rules.stdout.starts_with("State: up\ntable inet terok_shield {"), "{}", rules.stdout);
+
+    // Bad targets and unknown containers: one line, exit 1, nothing changed anywhere.
+    let before = (bundle_snapshot(&sd), h.shield(&["rules", &name]).stdout);
+    for args in [
+        vec!["allow", name.as_str(), "1.2.3"],
+        vec!["allow", name.as_str(), "10.0.0.0/33"],
+        vec!["deny", name.as_str(), "::gg"],
+        vec!["allow", name.as_str(), "*.example.com"],
+        vec!["allow", name.as_str(), "bad$name"],
+        vec!["allow", "no-such-container", "198.51.100.7"],
+        vec!["allow", "../x", "198.51.100.7"],
+    ] {
+        let out = h.shield(&args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stdout);
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.starts_with("Error: "), "{args:?}: {}", out.stderr);
+    }
+    assert!(
+        before == (bundle_snapshot(&sd), h.shield(&["rules", &name]).stdout),
+        "{who:?}: a bad target changed something"
+    );
+
+    // 50 concurrent allows of distinct addresses: all 50 in the kernel and in policy/live.
+    let e_bin = e.bin.join("terok-shield").display().to_string();
+    let script = format!("for i in $(seq 100 149); do {e_bin} allow {name} 198.51.100.$i >/dev/null & done; wait");
+    h.sh(&script);
+    let live = std::fs::read_to_string(sd.join("policy/live")).unwrap_or_default();
+    let listing = h.shield(&["rules", &name]).stdout;
+    for i in 100..150 {
+        assert!(live.contains(&format!("+198.51.100.{i}\n")), "{who:?}: 198.51.100.{i} lost from policy/live");
+        assert!(listing.contains(&format!("198.51.100.{i}")), "{who:?}: 198.51.100.{i} not in the kernel");
+    }
+    // An allow and a deny of the same target racing: file and kernel agree at the end.
+    let script = format!("for i in 1 2 3 4 5; do {e_bin} allow {name} 198.51.100.99 >/dev/null & {e_bin} deny {name} 198.51.100.99 >/dev/null & done; wait");
+    h.sh(&script);
+    let live = std::fs::read_to_string(sd.join("policy/live")).unwrap_or_default();
+    let allowed_in_file = live.contains("+198.51.100.99\n");
+    assert!(allowed_in_file != live.contains("-198.51.100.99\n"), "one entry per target: {live}");
+    let listing = h.shield(&["rules", &name]).stdout;
+    let allow_set = listing.split("set t40_project_allow_v4 {").nth(1).and_then(|s| s.split('}').next()).unwrap_or("");
+    let deny_set = listing.split("set t20_security_deny_v4 {").nth(1).and_then(|s| s.split('}').next()).unwrap_or("");
+    assert_eq!(allow_set.contains("198.51.100.99"), allowed_in_file, "kernel allow set disagrees with policy/live");
+    assert_eq!(deny_set.contains("198.51.100.99"), !allowed_in_file, "kernel deny set disagrees with policy/live");
+
+    h.podman(&["rm", "-f", &name]);
+    assert_eq!(h.shield(&["status", &name]).stdout, "offline\n");
+}
+
+#[test]
+fn rootful_live_allow_and_deny() {
+    live_control(Who::Root);
+}
+
+#[test]
+fn rootless_live_allow_and_deny() {
+    live_control(Who::User);
+}

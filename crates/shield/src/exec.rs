@@ -25,11 +25,13 @@ pub struct Cmd<'a> {
     timeout: Duration,
     /// `Some(vars)`: start from an empty environment with only these variables.
     env: Option<Vec<(OsString, OsString)>>,
+    /// Run inside these namespaces.
+    namespaces: Option<&'a crate::netns::Namespaces>,
 }
 
 impl<'a> Cmd<'a> {
     pub fn new(program: &'a Path, timeout: Duration) -> Self {
-        Cmd { program, args: Vec::new(), stdin: None, timeout, env: None }
+        Cmd { program, args: Vec::new(), stdin: None, timeout, env: None, namespaces: None }
     }
 
     pub fn arg(mut self, a: impl Into<OsString>) -> Self {
@@ -53,6 +55,12 @@ impl<'a> Cmd<'a> {
         self
     }
 
+    /// Run in a container's namespaces (see [`crate::netns::Namespaces`]).
+    pub fn in_namespaces(mut self, ns: &'a crate::netns::Namespaces) -> Self {
+        self.namespaces = Some(ns);
+        self
+    }
+
     fn text(&self) -> String {
         let mut s = self.program.display().to_string();
         for a in &self.args {
@@ -69,6 +77,9 @@ impl<'a> Cmd<'a> {
         command.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         if let Some(vars) = &self.env {
             command.env_clear().envs(vars.iter().map(|(k, v)| (k, v)));
+        }
+        if let Some(ns) = self.namespaces {
+            ns.apply_to(&mut command);
         }
         let mut child = command.spawn().map_err(|e| Error::Exec {
             cmd: self.text(),

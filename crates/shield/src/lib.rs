@@ -7,12 +7,14 @@
 pub mod audit;
 pub mod bundle;
 pub mod config;
+pub mod container;
 pub mod dns;
 pub mod envcheck;
 pub mod error;
 pub mod exec;
 pub mod fsutil;
 pub mod hook;
+pub mod live;
 pub mod netns;
 pub mod nft;
 pub mod nftnl;

@@ -1,10 +1,16 @@
-//! Entering a container's network namespace: `setns(2)` on `/proc/<pid>/ns/net`, in this
-//! process. No `nsenter` or `podman unshare` process on the path.
+//! Entering a container's namespaces. No `nsenter` or `podman unshare` process on any path.
 //!
-//! A network namespace can be joined by a multi-threaded process (only user namespaces
-//! require a single thread), and every child spawned afterwards inherits it.
+//! * The hook, already in the container's user namespace, moves itself into the network
+//!   namespace with `setns(2)` ([`enter_net_of`]); a network namespace can be joined by a
+//!   multi-threaded process and every child inherits it.
+//! * The CLI runs in the operator's namespaces and starts `nft` in a child that joins the
+//!   container's user namespace (rootless: the kernel refuses that to a multi-threaded
+//!   process, a freshly forked child is single-threaded) and then its network namespace
+//!   ([`Namespaces::apply_to`]). This is the crate's only `unsafe`: the `pre_exec` hook.
 
 use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use nix::sched::{setns, CloneFlags};
@@ -25,7 +31,56 @@ pub fn enter_net_of(pid: u32) -> Result<()> {
         .map_err(|e| Error::Setup(format!("cannot enter the network namespace of pid {pid}: {e}")))
 }
 
-/// The inode of the current network namespace (to tell namespaces apart in tests and logs).
+/// Inode of a namespace file (to compare namespaces).
+pub fn ns_inode(path: &std::path::Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.ino())
+}
+
+/// The namespaces of a container process, opened while it is known to be the right one.
+#[derive(Debug)]
+pub struct Namespaces {
+    /// `Some` when the container's user namespace differs from ours (rootless).
+    user: Option<File>,
+    net: File,
+}
+
+impl Namespaces {
+    pub fn of(pid: u32) -> Result<Namespaces> {
+        let open = |kind: &str| {
+            let p = format!("/proc/{pid}/ns/{kind}");
+            File::open(&p).map_err(|e| Error::Setup(format!("cannot open {p}: {e}")))
+        };
+        let net = open("net")?;
+        let theirs = ns_inode(std::path::Path::new(&format!("/proc/{pid}/ns/user")));
+        let ours = ns_inode(std::path::Path::new("/proc/self/ns/user"));
+        let user = if theirs.is_some() && theirs != ours { Some(open("user")?) } else { None };
+        Ok(Namespaces { user, net })
+    }
+
+    /// Make `cmd` join these namespaces (user first, then network) between fork and exec.
+    #[allow(unsafe_code)]
+    pub fn apply_to(&self, cmd: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        let user = self.user.as_ref().map(AsRawFd::as_raw_fd);
+        let net = self.net.as_raw_fd();
+        // SAFETY: the closure runs in the forked child before exec and only calls setns(2),
+        // which is async-signal-safe; the descriptors stay open in the parent (self is
+        // borrowed for the life of the command) and are inherited by the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(fd) = user {
+                    setns(std::os::fd::BorrowedFd::borrow_raw(fd), CloneFlags::CLONE_NEWUSER)
+                        .map_err(std::io::Error::from)?;
+                }
+                setns(std::os::fd::BorrowedFd::borrow_raw(net), CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+    }
+}
+
+/// The current network namespace (to tell namespaces apart in tests and logs).
 pub fn current_net_ns() -> Option<String> {
     std::fs::read_link("/proc/self/ns/net").ok().map(|p| p.display().to_string())
 }

@@ -24,21 +24,22 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The `nft` binary and the environment it runs with.
 #[derive(Debug, Clone)]
-pub struct Nft {
+pub struct Nft<'a> {
     pub bin: PathBuf,
     env: Option<Vec<(std::ffi::OsString, std::ffi::OsString)>>,
+    namespaces: Option<&'a crate::netns::Namespaces>,
 }
 
-impl Nft {
+impl<'a> Nft<'a> {
     /// Find `nft` on PATH (absolute entries only).
-    pub fn locate() -> Result<Nft> {
+    pub fn locate() -> Result<Nft<'a>> {
         let bin = tools::find("nft").ok_or(Error::ToolMissing { name: "nft", hint: tools::NFT_HINT })?;
-        Ok(Nft { bin, env: None })
+        Ok(Nft { bin, env: None, namespaces: None })
     }
 
     /// An `Nft` for an explicit binary.
-    pub fn at(bin: PathBuf) -> Nft {
-        Nft { bin, env: None }
+    pub fn at(bin: PathBuf) -> Nft<'a> {
+        Nft { bin, env: None, namespaces: None }
     }
 
     /// Run nft with exactly this environment (the hook's sanitised one).
@@ -47,17 +48,43 @@ impl Nft {
         self
     }
 
+    /// Run nft inside a container's namespaces.
+    pub fn in_namespaces(mut self, ns: &'a crate::netns::Namespaces) -> Self {
+        self.namespaces = Some(ns);
+        self
+    }
+
     fn cmd(&self) -> Cmd<'_> {
-        let c = Cmd::new(&self.bin, TIMEOUT);
-        match &self.env {
-            Some(env) => c.clean_env(env.clone()),
-            None => c,
+        let mut c = Cmd::new(&self.bin, TIMEOUT);
+        if let Some(env) = &self.env {
+            c = c.clean_env(env.clone());
         }
+        if let Some(ns) = self.namespaces {
+            c = c.in_namespaces(ns);
+        }
+        c
     }
 
     /// Apply a script as one transaction (`nft -f -`).
     pub fn apply(&self, script: &str) -> Result<()> {
         self.cmd().args(["-f", "-"]).stdin(script.as_bytes()).run_ok().map(|_| ())
+    }
+
+    /// True when `element` is in `set` of our table (`nft get element`).
+    pub fn has_element(&self, set: &str, element: &str) -> Result<bool> {
+        let out =
+            self.cmd().args(["get", "element", "inet", "terok_shield", set, &format!("{{ {element} }}")]).run()?;
+        match out.status {
+            0 => Ok(true),
+            _ if out.stderr.contains("No such file or directory") || out.stderr.contains("element does not exist") => {
+                Ok(false)
+            }
+            rc => Err(Error::Exec {
+                cmd: format!("nft get element inet terok_shield {set}"),
+                rc,
+                stderr: crate::exec::one_line(&out.stderr),
+            }),
+        }
     }
 
     /// `nft list table inet terok_shield`; empty when the table does not exist.

@@ -1,6 +1,7 @@
 //! One module per verb; [`dispatch`] routes an invocation to it.
 
 mod check_environment;
+mod live;
 mod logs;
 mod prepare;
 mod preview;
@@ -23,7 +24,11 @@ pub fn dispatch(inv: Invocation) -> CliResult {
     };
     let ctx = Context::load(inv.cli.state_dir.as_deref())?;
     match verb {
-        Verb::Status { json } => status::run(&ctx, json),
+        Verb::Status { container: Some(c), json } => live::status(&ctx, &c, json),
+        Verb::Status { container: None, json } => status::run(&ctx, json),
+        Verb::Allow { container, target } => live::allow(&ctx, &container, &target),
+        Verb::Deny { container, target } => live::deny(&ctx, &container, &target),
+        Verb::Rules { container } => live::rules(&ctx, &container),
         Verb::Profiles => profiles::run(&ctx),
         Verb::CheckEnvironment { json } => check_environment::run(&ctx, json),
         Verb::Preview { down, disengage, profiles, allow, deny } => {

@@ -20,7 +20,10 @@ pub fn run(stage: Stage, input: &[u8], env: &HookEnv, log: &mut HookLog) -> Resu
     let bundle = Bundle::new(dir);
     match stage {
         Stage::CreateRuntime => create_runtime(&state, &bundle, env),
-        Stage::Poststop => Ok(()),
+        Stage::Poststop => {
+            crate::container::forget(&bundle);
+            Ok(())
+        }
     }
 }
 
@@ -37,6 +40,7 @@ fn create_runtime(state: &OciState, bundle: &Bundle, env: &HookEnv) -> Result<()
     }
     let pid = state.pid.ok_or("OCI state has no pid")?;
     write_container_id(bundle, &state.id)?;
+    crate::container::record(bundle, pid).map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(bundle.path(RULESET))
         .map_err(|e| format!("cannot read {}: {e}", bundle.path(RULESET).display()))?;
     let table = table_part(&text)?;

@@ -1,0 +1,111 @@
+//! Finding a shielded container's bundle and its running process, without asking podman.
+//!
+//! The hook records `<pid> <start time> <netns inode>` in `container.pid` at createRuntime
+//! and removes it at poststop; a verb trusts the pid only while the process at that pid has
+//! the same start time and network namespace, so a recycled pid is never entered.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use terok_shield_policy::names::validate_container_name;
+
+use crate::bundle::layout::Bundle;
+use crate::error::{Error, Result};
+use crate::{exec, netns, tools};
+
+pub const CONTAINER_PID: &str = "container.pid";
+
+/// A process's identity: pid, start time (clock ticks since boot), netns inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub pid: u32,
+    pub start_time: u64,
+    pub net_inode: u64,
+}
+
+impl Identity {
+    pub fn of(pid: u32) -> Option<Identity> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after_comm = &stat[stat.rfind(')')? + 1..];
+        let start_time = after_comm.split_whitespace().nth(19)?.parse().ok()?;
+        let net_inode = netns::ns_inode(&netns::net_ns_path(pid))?;
+        Some(Identity { pid, start_time, net_inode })
+    }
+
+    fn to_line(self) -> String {
+        format!("{} {} {}\n", self.pid, self.start_time, self.net_inode)
+    }
+
+    fn parse(line: &str) -> Option<Identity> {
+        let v: Vec<u64> = line.split_whitespace().map(|f| f.parse().ok()).collect::<Option<_>>()?;
+        match v[..] {
+            [pid, start_time, net_inode] => Some(Identity { pid: u32::try_from(pid).ok()?, start_time, net_inode }),
+            _ => None,
+        }
+    }
+}
+
+/// Record the container's process (the hook, at createRuntime).
+pub fn record(bundle: &Bundle, pid: u32) -> Result<()> {
+    let id = Identity::of(pid)
+        .ok_or_else(|| Error::Setup(format!("cannot read /proc/{pid}: the container process is gone")))?;
+    crate::fsutil::write_atomic(&bundle.path(CONTAINER_PID), id.to_line().as_bytes(), 0o600)
+}
+
+/// Forget it (the hook, at poststop).
+pub fn forget(bundle: &Bundle) {
+    let _ = std::fs::remove_file(bundle.path(CONTAINER_PID));
+}
+
+/// The container's pid when it is running: the recorded process is still the same one.
+pub fn running_pid(bundle: &Bundle) -> Option<u32> {
+    let recorded = Identity::parse(&std::fs::read_to_string(bundle.path(CONTAINER_PID)).ok()?)?;
+    (Identity::of(recorded.pid) == Some(recorded)).then_some(recorded.pid)
+}
+
+/// The bundle of `name`: `<state root>/containers/<name>` when it exists, else the
+/// `terok.shield.state_dir` annotation podman holds for the container.
+pub fn locate(state_root: &Path, name: &str) -> Result<Bundle> {
+    validate_container_name(name)?;
+    let dir = crate::paths::container_dir(state_root, name);
+    if dir.is_dir() {
+        return Ok(Bundle::new(dir));
+    }
+    annotated_state_dir(name).map(Bundle::new).ok_or_else(|| {
+        Error::Setup(format!(
+            "container '{name}' has no bundle under {} and no 'terok.shield.state_dir' annotation — was it launched through terok-shield? Pass --state-dir=<root> if you know where its state lives.",
+            state_root.join("containers").display()
+        ))
+    })
+}
+
+fn annotated_state_dir(name: &str) -> Option<PathBuf> {
+    let podman = tools::find("podman")?;
+    let out = exec::run_ok(&podman, &["inspect", "--format", "json", "--", name], Duration::from_secs(10)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+    let dir = v.get(0)?.get("Config")?.get("Annotations")?.get("terok.shield.state_dir")?.as_str()?;
+    let p = PathBuf::from(dir);
+    p.is_absolute().then(|| std::fs::canonicalize(&p).ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_round_trip_and_recycled_pids() {
+        let me = Identity::of(std::process::id());
+        let me = me.unwrap_or_else(|| panic!("own /proc entry"));
+        assert_eq!(Identity::parse(&me.to_line()), Some(me));
+        assert_eq!(Identity::parse("1 2"), None);
+        assert_eq!(Identity::parse("x 2 3"), None);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let b = Bundle::new(dir.path());
+        assert_eq!(running_pid(&b), None);
+        std::fs::write(b.path(CONTAINER_PID), me.to_line()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(running_pid(&b), Some(std::process::id()));
+        let stale = Identity { start_time: me.start_time + 1, ..me };
+        std::fs::write(b.path(CONTAINER_PID), stale.to_line()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(running_pid(&b), None, "a different process at the same pid is not the container");
+    }
+}
