@@ -11,6 +11,11 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Internal: the CLI runs itself inside a container's namespaces to change one element.
+    if argv.get(1).is_some_and(|a| a == terok_shield::live::ELEMENT_HELPER) {
+        let args: Vec<String> = argv[2..].iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        return ExitCode::from(u8::try_from(terok_shield::live::element_helper_main(&args)).unwrap_or(1));
+    }
     match args::parse(argv).and_then(verbs::dispatch) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => e.report(),

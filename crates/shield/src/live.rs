@@ -34,6 +34,8 @@ pub struct Container {
     pub name: String,
     pub bundle: Bundle,
     pub namespaces: Option<Namespaces>,
+    /// A binary whose `__set-element` entry point is [`element_helper_main`] (the CLI).
+    pub helper: Option<std::path::PathBuf>,
 }
 
 impl Container {
@@ -43,7 +45,7 @@ impl Container {
             Some(pid) => Some(Namespaces::of(pid)?),
             None => None,
         };
-        Ok(Container { name: name.to_string(), bundle, namespaces })
+        Ok(Container { name: name.to_string(), bundle, namespaces, helper: std::env::current_exe().ok() })
     }
 
     fn nft(&self) -> Result<Option<Nft<'_>>> {
@@ -83,12 +85,18 @@ impl Container {
             Target::Localhost => return Err(Error::Setup("'localhost' cannot be allowed or denied live".into())),
         };
         let _lock = lock_bundle(&self.bundle.dir)?;
-        let live = match self.nft()? {
-            Some(nft) => {
-                apply(&nft, action, net)?;
+        let live = match (&self.namespaces, &self.helper) {
+            (Some(ns), Some(helper)) if net.is_host() => {
+                apply_by_netlink(ns, helper, action, net)?;
                 true
             }
-            None => false,
+            _ => match self.nft()? {
+                Some(nft) => {
+                    apply(&nft, action, net)?;
+                    true
+                }
+                None => false,
+            },
         };
         let mut overlay = read_tier(&self.bundle.dir, Tier::Live)?;
         upsert(&mut overlay, Entry::new(action, target));
@@ -114,24 +122,80 @@ fn sets(net: IpNet) -> (&'static str, &'static str) {
     (SetTier::ProjectAllow.set_name(v6, is_net), SetTier::SecurityDeny.set_name(v6, is_net))
 }
 
-/// One transaction: take `net` out of the opposite set (nft 1.0.6 has no `destroy`, so add
-/// then delete, which is a no-op when absent) and put it into the wanted one; then check
-/// both sets in the kernel.
+/// One transaction: take `net` out of the opposite set when it is there, and put it into
+/// the wanted one; then check the wanted set in the kernel. (A delete makes the kernel wait
+/// for an RCU grace period, 8-12 ms here, so it is sent only when needed; the bundle lock
+/// keeps other verbs from changing the sets in between.)
 fn apply(nft: &Nft, action: Action, net: IpNet) -> Result<()> {
     let (allow_set, deny_set) = sets(net);
     let (into, out_of) = if action == Action::Allow { (allow_set, deny_set) } else { (deny_set, allow_set) };
     let e = net.to_string();
-    let script = format!(
-        "add element inet terok_shield {out_of} {{ {e} }}\ndelete element inet terok_shield {out_of} {{ {e} }}\nadd element inet terok_shield {into} {{ {e} }}\n"
-    );
+    let mut script = String::new();
+    if nft.has_element(out_of, &e)? {
+        script.push_str(&format!("delete element inet terok_shield {out_of} {{ {e} }}\n"));
+    }
+    script.push_str(&format!("add element inet terok_shield {into} {{ {e} }}\n"));
     nft.apply(&script).map_err(|err| match err {
         Error::Exec { stderr, .. } if stderr.contains("No such file or directory") => Error::Setup(
             "the container's table has no allow/deny sets (quarantined?): run 'terok-shield up' first".into(),
         ),
         other => other,
     })?;
-    if !nft.has_element(into, &e)? || nft.has_element(out_of, &e)? {
-        return Err(Error::Setup(format!("the change of {e} is not in force in the kernel (sets {into}, {out_of})")));
+    // The transaction took it out of the opposite set or failed as a whole; check that it
+    // is in the wanted one.
+    if !nft.has_element(into, &e)? {
+        return Err(Error::Setup(format!("the change of {e} is not in force in the kernel (set {into})")));
     }
     Ok(())
+}
+
+/// A single address: one short-lived helper process in the container's namespaces checks,
+/// moves and verifies it over netlink (hash lookups, whatever the sets' sizes).
+fn apply_by_netlink(ns: &Namespaces, helper: &std::path::Path, action: Action, net: IpNet) -> Result<()> {
+    let (allow_set, deny_set) = sets(net);
+    let (into, out_of) = if action == Action::Allow { (allow_set, deny_set) } else { (deny_set, allow_set) };
+    crate::exec::Cmd::new(helper, std::time::Duration::from_secs(10))
+        .args([ELEMENT_HELPER, into, out_of, &net.to_string()])
+        .in_namespaces(ns)
+        .run_ok()
+        .map(|_| ())
+        .map_err(|e| match e {
+            Error::Exec { stderr, .. } => Error::Setup(stderr),
+            other => other,
+        })
+}
+
+/// The argv[1] that makes a binary run [`element_helper_main`].
+pub const ELEMENT_HELPER: &str = "__set-element";
+
+/// `<binary> __set-element <into> <out_of> <address>`, run inside a container's namespaces:
+/// take the address out of `out_of` when it is there, put it into `into` (one
+/// transaction), and check that it is there. Returns the exit code; errors go to stderr.
+pub fn element_helper_main(args: &[String]) -> i32 {
+    let run = || -> Result<()> {
+        let [into, out_of, addr] = args else {
+            return Err(Error::Setup("usage: __set-element <into> <out_of> <address>".into()));
+        };
+        let address: std::net::IpAddr =
+            addr.parse().map_err(|_| Error::Target(terok_shield_policy::TargetError::InvalidIp(addr.clone())))?;
+        let mut nl = crate::nftnl::Loader::open()?;
+        if !nl.has_set(into)? {
+            return Err(Error::Setup(
+                "the container's table has no allow/deny sets (quarantined?): run 'terok-shield up' first".into(),
+            ));
+        }
+        let present = nl.has(out_of, address)?;
+        nl.move_to(present.then_some(out_of.as_str()), into, address)?;
+        if !nl.has(into, address)? {
+            return Err(Error::Setup(format!("the change of {address} is not in force in the kernel (set {into})")));
+        }
+        Ok(())
+    };
+    match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
 }

@@ -11,6 +11,7 @@
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
+use nix::errno::Errno;
 use nix::sys::socket::{
     bind, recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
 };
@@ -26,6 +27,8 @@ const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_GETSETELEM: u16 = 13;
+const NFT_MSG_DELSETELEM: u16 = 14;
 const NFPROTO_INET: u8 = 1;
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
@@ -87,21 +90,7 @@ impl Loader {
         for part in addresses.chunks(per_message) {
             let seq = self.next_seq();
             pending.push(seq);
-            let msg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM;
-            message(&mut buf, msg_type, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, seq, NFPROTO_INET, 0, |b| {
-                attr_str(b, NFTA_SET_ELEM_LIST_TABLE, "terok_shield");
-                attr_str(b, NFTA_SET_ELEM_LIST_SET, set);
-                nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
-                    for a in part {
-                        nested(b, NFTA_LIST_ELEM, |b| {
-                            nested(b, NFTA_SET_ELEM_KEY, |b| match a {
-                                IpAddr::V4(v4) => attr(b, NFTA_DATA_VALUE, &v4.octets()),
-                                IpAddr::V6(v6) => attr(b, NFTA_DATA_VALUE, &v6.octets()),
-                            })
-                        });
-                    }
-                });
-            });
+            element_message(&mut buf, NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, seq, set, part);
         }
         let end = self.next_seq();
         message(&mut buf, NFNL_MSG_BATCH_END, NLM_F_REQUEST, end, 0, NFNL_SUBSYS_NFTABLES, |_| {});
@@ -113,8 +102,83 @@ impl Loader {
         self.wait_acks(pending, set)
     }
 
+    /// True when `address` is in the plain set `set` (one `GETSETELEM`: a hash lookup in the
+    /// kernel, whatever the set's size).
+    pub fn has(&mut self, set: &str, address: IpAddr) -> Result<bool> {
+        let mut buf = Vec::with_capacity(128);
+        let seq = self.next_seq();
+        element_message(&mut buf, NFT_MSG_GETSETELEM, NLM_F_REQUEST | NLM_F_ACK, seq, set, &[address]);
+        self.send(&buf)?;
+        match self.acks(vec![seq])? {
+            Ok(()) => Ok(true),
+            Err(Errno::ENOENT) if self.has_set(set)? => Ok(false),
+            Err(e) => Err(refused(set, e)),
+        }
+    }
+
+    /// Whether the set exists in our table (also tells a missing element from a missing set).
+    pub fn has_set(&mut self, set: &str) -> Result<bool> {
+        const NFT_MSG_GETSET: u16 = 10;
+        const NFTA_SET_TABLE: u16 = 1;
+        const NFTA_SET_NAME: u16 = 2;
+        let mut buf = Vec::with_capacity(96);
+        let seq = self.next_seq();
+        message(
+            &mut buf,
+            (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSET,
+            NLM_F_REQUEST | NLM_F_ACK,
+            seq,
+            NFPROTO_INET,
+            0,
+            |b| {
+                attr_str(b, NFTA_SET_TABLE, "terok_shield");
+                attr_str(b, NFTA_SET_NAME, set);
+            },
+        );
+        self.send(&buf)?;
+        match self.acks(vec![seq])? {
+            Ok(()) => Ok(true),
+            Err(Errno::ENOENT) => Ok(false),
+            Err(e) => Err(refused(set, e)),
+        }
+    }
+
+    /// One transaction: delete `address` from `from` (when given) and add it to `to`.
+    pub fn move_to(&mut self, from: Option<&str>, to: &str, address: IpAddr) -> Result<()> {
+        let mut buf = Vec::with_capacity(256);
+        let begin = self.next_seq();
+        message(&mut buf, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, begin, 0, NFNL_SUBSYS_NFTABLES, |_| {});
+        let mut pending = Vec::new();
+        if let Some(from) = from {
+            let seq = self.next_seq();
+            pending.push(seq);
+            element_message(&mut buf, NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK, seq, from, &[address]);
+        }
+        let seq = self.next_seq();
+        pending.push(seq);
+        element_message(&mut buf, NFT_MSG_NEWSETELEM, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, seq, to, &[address]);
+        let end = self.next_seq();
+        message(&mut buf, NFNL_MSG_BATCH_END, NLM_F_REQUEST, end, 0, NFNL_SUBSYS_NFTABLES, |_| {});
+        self.send(&buf)?;
+        self.wait_acks(pending, to)
+    }
+
+    fn send(&self, buf: &[u8]) -> Result<()> {
+        let sent =
+            sendto(self.fd.as_raw_fd(), buf, &NetlinkAddr::new(0, 0), MsgFlags::empty()).map_err(|e| sys("send", e))?;
+        if sent != buf.len() {
+            return Err(Error::Setup(format!("netlink send: {sent} of {} bytes", buf.len())));
+        }
+        Ok(())
+    }
+
     /// Read until the kernel acknowledges every message of `pending`, or refuses one.
-    fn wait_acks(&self, mut pending: Vec<u32>, set: &str) -> Result<()> {
+    fn wait_acks(&self, pending: Vec<u32>, set: &str) -> Result<()> {
+        self.acks(pending)?.map_err(|e| refused(set, e))
+    }
+
+    /// The kernel's verdict on `pending`: `Ok(Err(errno))` when it refused one of them.
+    fn acks(&self, mut pending: Vec<u32>) -> Result<std::result::Result<(), Errno>> {
         // An error reply echoes the whole request: room for a full batch and more.
         let mut buf = vec![0u8; MAX_BATCH_BYTES + 64 * 1024];
         while !pending.is_empty() {
@@ -130,16 +194,37 @@ impl Loader {
                 if ty == NLMSG_ERROR && len >= 20 {
                     let code = i32::from_ne_bytes([buf[off + 16], buf[off + 17], buf[off + 18], buf[off + 19]]);
                     if code != 0 {
-                        let err = nix::errno::Errno::from_raw(-code);
-                        return Err(Error::Setup(format!("adding elements to set {set} failed: {err}")));
+                        return Ok(Err(Errno::from_raw(-code)));
                     }
                     pending.retain(|s| *s != msg_seq);
                 }
                 off += (len + 3) & !3;
             }
         }
-        Ok(())
+        Ok(Ok(()))
     }
+}
+
+fn refused(set: &str, e: Errno) -> Error {
+    Error::Setup(format!("set {set}: {e}"))
+}
+
+/// Append a set-element message (`NEW`/`GET`/`DELSETELEM`) naming `addresses`.
+fn element_message(buf: &mut Vec<u8>, msg: u16, flags: u16, seq: u32, set: &str, addresses: &[IpAddr]) {
+    message(buf, (NFNL_SUBSYS_NFTABLES << 8) | msg, flags, seq, NFPROTO_INET, 0, |b| {
+        attr_str(b, NFTA_SET_ELEM_LIST_TABLE, "terok_shield");
+        attr_str(b, NFTA_SET_ELEM_LIST_SET, set);
+        nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
+            for a in addresses {
+                nested(b, NFTA_LIST_ELEM, |b| {
+                    nested(b, NFTA_SET_ELEM_KEY, |b| match a {
+                        IpAddr::V4(v4) => attr(b, NFTA_DATA_VALUE, &v4.octets()),
+                        IpAddr::V6(v6) => attr(b, NFTA_DATA_VALUE, &v6.octets()),
+                    })
+                });
+            }
+        });
+    });
 }
 
 /// Append one netlink message: header, nfgenmsg, then what `body` writes.

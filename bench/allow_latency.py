@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""`allow` latency on a running container: ours vs the Python reference 0.9.0, same run.
+
+    sudo bench/allow_latency.py --ours target/release --ref /opt/tsh-ref/bin/terok-shield
+
+Rootless (the test user): one container started by each implementation with its own hooks
+(--hooks-dir), then interleaved `allow C <address>` calls with distinct addresses; median
+and spread of each, timed by a helper running as the user (so runuser/env start-up is not
+in the figures). Rootful: ours only; the reference's verbs go through `podman unshare`
+and do not work for a rootful container (shown). Then 1 000 successive allows on our
+rootless container, first and last hundred compared.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from start_overhead import BASE_PATH, Side, load_env  # noqa: E402
+
+
+TIMER = r"""
+import json, subprocess, sys, time
+out = []
+for cmd in json.load(sys.stdin):
+    t = time.perf_counter()
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    out.append([time.perf_counter() - t, r.returncode, r.stderr.strip().splitlines()[-1:] ])
+print(json.dumps(out))
+"""
+
+
+def timed(side, cmds):
+    """Run `cmds` one after another inside one helper process running as the side's user,
+    timing each from there: no runuser or env start-up in the figures."""
+    p = subprocess.run(side.argv(["/usr/bin/python3", "-c", TIMER]), input=json.dumps(cmds), cwd="/tmp",
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit("timer failed: " + p.stderr)
+    return json.loads(p.stdout)
+
+
+def med(xs):
+    xs = sorted(xs)
+    q = statistics.quantiles(xs, n=10) if len(xs) > 1 else xs * 9
+    return "%.1f ms (p10 %.1f, p90 %.1f)" % (statistics.median(xs) * 1e3, q[0] * 1e3, q[-1] * 1e3)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ours", required=True)
+    ap.add_argument("--ref", required=True)
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--successive", type=int, default=1000)
+    a = ap.parse_args()
+    tenv = load_env()
+    user, image = tenv["TEROK_SHIELD_TEST_USER"], tenv["TEROK_SHIELD_TEST_IMAGE"]
+    uid = subprocess.run(["id", "-u", user], capture_output=True, text=True).stdout.strip()
+    home = subprocess.run(["getent", "passwd", user], capture_output=True, text=True).stdout.split(":")[5]
+    work = tempfile.mkdtemp(prefix="tsh-allow-", dir="/tmp")
+    os.chmod(work, 0o755)
+    bins = os.path.join(work, "bin")
+    os.makedirs(bins)
+    for b in ("terok-shield", "terok-shield-hook"):
+        shutil.copy(os.path.join(a.ours, b), bins)
+    refbin = os.path.join(work, "refbin")
+    os.makedirs(refbin)
+    for t in ("podman", "nft", "nsenter", "dig", "getent", "ip"):
+        p = shutil.which(t, path=BASE_PATH)
+        if p:
+            os.symlink(p, os.path.join(refbin, t))
+    results = {}
+    for mode in ("rootless", "rootful"):
+        w = os.path.join(work, mode)
+        os.makedirs(os.path.join(w, "conf/profiles"))
+        open(os.path.join(w, "conf/profiles/lab.txt"), "w").write("+198.51.100.10\n")
+        for d in ("xdg/containers", "xdg-ref/containers", "state-ours", "state-ref"):
+            os.makedirs(os.path.join(w, d), exist_ok=True)
+        if mode == "rootless":
+            for d in ("xdg", "xdg-ref"):
+                shutil.copy(os.path.join(home, ".config/containers/containers.conf"), os.path.join(w, d, "containers"))
+            subprocess.run(["chown", "-R", "%s:" % user, w], check=True)
+            common = {"HOME": home, "USER": user, "XDG_RUNTIME_DIR": "/run/user/%s" % uid}
+        else:
+            common = {"HOME": "/root", "CONTAINERS_CONF": tenv["CONTAINERS_CONF"]}
+        ours = Side(mode, user, dict(common, PATH=BASE_PATH, TEROK_ROOT=w + "/ours-root", XDG_CONFIG_HOME=w + "/xdg",
+                                     TEROK_SHIELD_SYSTEM_HOOKS_DIR=w + "/ours-sys", TEROK_SHIELD_CONFIG_DIR=w + "/conf",
+                                     TEROK_SHIELD_STATE_DIR=w + "/state-ours"))
+        ref = Side(mode, user, dict(common, PATH=refbin + ":/usr/bin:/bin", TEROK_ROOT=w + "/ref-root",
+                                    XDG_CONFIG_HOME=w + "/xdg-ref", TEROK_SHIELD_CONFIG_DIR=w + "/conf"))
+        ours.run([bins + "/terok-shield", "setup"])
+        ref.run([a.ref, "setup"])
+        ours_hooks = w + ("/ours-sys" if mode == "rootful" else "/ours-root/shield/hooks")
+        ref_hooks = w + "/ref-root/shield/hooks"
+        name_o, name_r = "allow-ours-%s" % mode, "allow-ref-%s" % mode
+        _, r = ours.run([bins + "/terok-shield", "prepare", name_o, "--profiles", "lab", "--json"])
+        flags_o = [f for f in json.loads(r.stdout) if f not in ("--name", name_o)]
+        _, r = ref.run([a.ref, "--state-dir", w + "/state-ref", "prepare", name_r, "--profiles", "lab", "--json"])
+        flags_r = [f for f in json.loads(r.stdout) if f not in ("--name", name_r)]
+        ours.run(["podman", "run", "-d", "--name", name_o, "--hooks-dir", ours_hooks] + flags_o + [image, "sleep", "900"], {"PATH": BASE_PATH})
+        ref.run(["podman", "run", "-d", "--name", name_r, "--hooks-dir", ref_hooks] + flags_r + [image, "sleep", "900"], {"PATH": BASE_PATH})
+        o, rr, ref_error = [], [], None
+        for i in range(a.runs):
+            ip = "198.51.100.%d" % (100 + i)
+            (dt, rc, err), = timed(ours, [[bins + "/terok-shield", "allow", name_o, ip]])
+            if rc != 0:
+                sys.exit("our allow failed: %s" % err)
+            o.append(dt)
+            (dt, rc, err), = timed(ref, [[a.ref, "--state-dir", w + "/state-ref", "allow", name_r, ip]])
+            if rc == 0:
+                rr.append(dt)
+            else:
+                ref_error = (err or ["exit %d" % rc])[-1]
+        _, st = ref.run([a.ref, "--state-dir", w + "/state-ref", "status", name_r], check=False)
+        succ = []
+        if mode == "rootless" and a.successive:
+            cmds = [[bins + "/terok-shield", "allow", name_o, "198.51.%d.%d" % (101 + i // 250, 1 + i % 250)] for i in range(a.successive)]
+            runs = timed(ours, cmds)
+            if any(rc != 0 for _, rc, _ in runs):
+                sys.exit("a successive allow failed")
+            succ = [dt for dt, _, _ in runs]
+        for side, name in ((ours, name_o), (ref, name_r)):
+            side.run(["podman", "rm", "-f", name], {"PATH": BASE_PATH}, check=False)
+        results[mode] = (o, rr, ref_error, st.stdout.strip(), succ)
+
+    print("allow latency, %d interleaved allows per side; median (p10-p90)" % a.runs)
+    for mode, (o, rr, ref_error, ref_status, succ) in results.items():
+        print("\n[%s]" % mode)
+        print("  ours:      %s" % med(o))
+        if rr:
+            print("  reference: %s" % med(rr))
+            print("  ours/reference = %.3f" % (statistics.median(o) / statistics.median(rr)))
+        if ref_error:
+            print("  reference: FAILED (%s); its status for the container: %s" % (ref_error[:150], ref_status))
+        if succ:
+            print("  %d successive allows: first 100 %s, last 100 %s" % (len(succ), med(succ[:100]), med(succ[-100:])))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
