@@ -86,6 +86,35 @@ pub enum Verb {
         /// IP address or CIDR
         target: String,
     },
+    /// Switch container to the DOWN posture (accept + log)
+    Down {
+        /// Container name
+        container: String,
+        /// The podman container id (full or at least 12 hex digits; routes hub events)
+        #[arg(long, value_name = "ID")]
+        container_id: Option<String>,
+        /// Enforce nothing at all (only log new flows)
+        #[arg(long)]
+        disengage: bool,
+    },
+    /// Restore deny-all mode for a container
+    Up {
+        /// Container name
+        container: String,
+        /// The podman container id (full or at least 12 hex digits; routes hub events)
+        #[arg(long, value_name = "ID")]
+        container_id: Option<String>,
+    },
+    /// Forget DNS-learned allow state (back to authored policy seeds)
+    Reset {
+        /// Container name
+        container: String,
+    },
+    /// Total network blackout (drop all, log dropped traffic)
+    Quarantine {
+        /// Container name
+        container: String,
+    },
     /// Show current nft rules for a container
     Rules {
         /// Container name

@@ -797,3 +797,71 @@ fn rootful_live_allow_and_deny() {
 fn rootless_live_allow_and_deny() {
     live_control(Who::User);
 }
+
+const DENIED_V4: &str = "198.51.100.12";
+
+fn postures(who: Who) {
+    let Some(e) = env() else { return };
+    ensure_setup(who);
+    let h = Home::new(who);
+    h.profile("lab", &format!("+{ALLOWED_V4}\n"));
+    let name = format!("tsh-posture-{}-{:?}", std::process::id(), who).to_lowercase();
+    let out = h.shield(&["run", &name, "--profiles", "lab", "--", "-d", &e.image, "sleep", "600"]);
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    assert_eq!(h.shield(&["deny", &name, DENIED_V4]).code, 0);
+    let step = |args: &[&str], says: &str, state: &str, want: &[(&str, bool)]| {
+        let mut full = args.to_vec();
+        full.insert(1, &name);
+        let out = h.shield(&full);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (0, format!("{says}\n").as_str()),
+            "{who:?} {args:?}: {}",
+            out.stderr
+        );
+        assert_eq!(h.shield(&["status", &name]).stdout, format!("{state}\n"), "{who:?} {args:?}");
+        let mut probe = vec!["exec", name.as_str(), "sh", "-c", PROBE, "probe"];
+        probe.extend(want.iter().map(|(h, _)| *h));
+        let p = h.podman(&probe);
+        expect(&p.stdout, want, &format!("{who:?} {args:?}"));
+    };
+    let all = |a: bool, u: bool, d: bool, p: bool| [(ALLOWED_V4, a), (UNLISTED_V4, u), (DENIED_V4, d), (PRIVATE_V4, p)];
+    step(&["down"], &format!("Shield down for {name}"), "down", &all(true, true, false, false));
+    step(
+        &["down", "--disengage"],
+        &format!("Shield down for {name} (disengaged)"),
+        "disengaged",
+        &all(true, true, true, true),
+    );
+    step(
+        &["quarantine"],
+        &format!("Shield QUARANTINED for {name} — all traffic dropped"),
+        "quarantine",
+        &[(ALLOWED_V4, false)],
+    );
+    let refused = h.shield(&["allow", &name, UNLISTED_V4]);
+    assert_eq!(refused.code, 1, "{who:?}: allow while quarantined");
+    assert!(refused.stderr.contains("quarantined?"), "{}", refused.stderr);
+    step(&["up"], &format!("Shield up for {name}"), "up", &all(true, false, false, false));
+    step(&["reset"], &format!("Shield reset for {name} — learned allow state forgotten"), "up", &[(ALLOWED_V4, true)]);
+    // A bad container id is refused before anything changes.
+    let out = h.shield(&["down", &name, "--container-id", "xyz"]);
+    assert_eq!((out.code, out.stderr.as_str()), (1, "Error: Unsafe container id: 'xyz'\n"));
+    assert_eq!(h.shield(&["status", &name]).stdout, "up\n");
+    let audit = std::fs::read_to_string(h.state_dir(&name).join("audit.jsonl")).unwrap_or_default();
+    for action in ["shield_down", "shield_quarantine", "shield_up", "shield_reset"] {
+        assert!(audit.contains(&format!("\"action\":\"{action}\"")), "{who:?}: no {action} row");
+    }
+    assert!(audit.contains("\"detail\":\"disengaged=True\""));
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_postures() {
+    postures(Who::Root);
+}
+
+#[test]
+fn rootless_postures() {
+    postures(Who::User);
+}

@@ -9,7 +9,7 @@
 use terok_shield_policy::overlay::upsert;
 use terok_shield_policy::{Action, Entry, IpNet, Target, Tier};
 use terok_shield_ruleset::constants::SetTier;
-use terok_shield_ruleset::{classify, ShieldState};
+use terok_shield_ruleset::{classify, NetFacts, Posture, Seeds, ShieldState};
 
 use crate::bundle::layout::Bundle;
 use crate::bundle::policy::{read_tier, write_tier};
@@ -65,6 +65,70 @@ impl Container {
 
     pub fn state(&self) -> ShieldState {
         classify(&self.rules().unwrap_or_default())
+    }
+
+    fn running_nft(&self) -> Result<Nft<'_>> {
+        self.nft()?.ok_or_else(|| Error::Setup(format!("container '{}' is not running", self.name)))
+    }
+
+    /// Switch the posture (ruleset.md §6.5): rebuild the table from the bundle's facts,
+    /// re-seed from its policy files, carry DNS-learned addresses over (never denied ones),
+    /// verify.
+    pub fn set_posture(&self, posture: Posture, audit: bool) -> Result<()> {
+        let nft = self.running_nft()?;
+        let _lock = lock_bundle(&self.bundle.dir)?;
+        let facts = facts(&self.bundle)?;
+        let learned: Vec<(&str, Vec<IpNet>)> = if posture == Posture::Quarantine {
+            Vec::new()
+        } else {
+            ["t40_dns_v4", "t40_dns_v6"].into_iter().map(|s| Ok((s, nft.set_elements(s)?))).collect::<Result<_>>()?
+        };
+        let all = crate::bundle::seeds::derive(&self.bundle)?;
+        let seeds = match posture {
+            Posture::Up => all,
+            Posture::Down => Seeds { t40_project_allow: Vec::new(), ..all },
+            Posture::Disengaged | Posture::Quarantine => Seeds::default(),
+        };
+        let table = terok_shield_ruleset::render_table(posture, &facts);
+        nft.load(&table, &seeds, posture).map_err(|e| match e {
+            Error::Setup(m) if m.starts_with("ruleset verification failed") => {
+                Error::Setup(format!("{} {m}", posture_word(posture)))
+            }
+            other => other,
+        })?;
+        let denied = crate::bundle::seeds::derive(&self.bundle)?.t20_security_deny;
+        for (set, elements) in learned {
+            let keep: Vec<IpNet> = elements.into_iter().filter(|e| !denied.iter().any(|d| d.contains(e))).collect();
+            nft.add_elements(set, &keep)?;
+        }
+        if audit {
+            let (action, detail) = match posture {
+                Posture::Up => ("shield_up", None),
+                Posture::Down => ("shield_down", None),
+                Posture::Disengaged => ("shield_down", Some("disengaged=True")),
+                Posture::Quarantine => ("shield_quarantine", None),
+            };
+            crate::audit::append(&self.bundle.dir, &self.name, action, None, detail);
+        }
+        Ok(())
+    }
+
+    /// Forget DNS-learned allow state: flush the learned sets in one transaction.
+    pub fn reset(&self, audit: bool) -> Result<()> {
+        let nft = self.running_nft()?;
+        let _lock = lock_bundle(&self.bundle.dir)?;
+        nft.apply("flush set inet terok_shield t40_dns_v4\nflush set inet terok_shield t40_dns_v6\n").map_err(|e| {
+            match e {
+                Error::Exec { stderr, .. } if stderr.contains("No such file or directory") => Error::Setup(
+                    "the container's table has no allow sets (quarantined?): run 'terok-shield up' first".into(),
+                ),
+                other => other,
+            }
+        })?;
+        if audit {
+            crate::audit::append(&self.bundle.dir, &self.name, "shield_reset", None, None);
+        }
+        Ok(())
     }
 
     pub fn allow(&self, target: &str, audit: bool) -> Result<Change> {
@@ -198,4 +262,36 @@ pub fn element_helper_main(args: &[String]) -> i32 {
             1
         }
     }
+}
+
+fn posture_word(p: Posture) -> &'static str {
+    match p {
+        Posture::Up => "Up:",
+        Posture::Down => "Shield-down:",
+        Posture::Disengaged => "Disengage:",
+        Posture::Quarantine => "Quarantine:",
+    }
+}
+
+/// The network facts recorded at prepare: upstream DNS, loopback ports, gateways of the
+/// recorded network mode.
+fn facts(bundle: &Bundle) -> Result<NetFacts> {
+    use crate::bundle::layout::{LOOPBACK_PORTS, NETWORK_MODE, UPSTREAM_DNS};
+    let dns = bundle.read_value(UPSTREAM_DNS)?.and_then(|v| v.parse().ok()).ok_or_else(|| {
+        Error::Setup(format!(
+            "Cannot determine DNS for container: {} holds no address; re-create the container",
+            bundle.path(UPSTREAM_DNS).display()
+        ))
+    })?;
+    let base = match bundle.read_value(NETWORK_MODE)?.as_deref() {
+        Some("slirp4netns") => NetFacts::slirp4netns(),
+        _ => NetFacts::pasta(),
+    };
+    let ports: Vec<u16> = bundle
+        .read_value(LOOPBACK_PORTS)?
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    Ok(NetFacts { dns, ..base }.with_loopback_ports(&ports))
 }

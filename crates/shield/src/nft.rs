@@ -70,6 +70,26 @@ impl<'a> Nft<'a> {
         self.cmd().args(["-f", "-"]).stdin(script.as_bytes()).run_ok().map(|_| ())
     }
 
+    /// The elements of one of our sets (`nft list set`); empty when the set is missing.
+    pub fn set_elements(&self, set: &str) -> Result<Vec<IpNet>> {
+        let out = self.cmd().args(["list", "set", "inet", "terok_shield", set]).run()?;
+        if out.status != 0 {
+            return Ok(Vec::new());
+        }
+        let Some(body) = out.stdout.split("elements = {").nth(1).and_then(|b| b.split('}').next()) else {
+            return Ok(Vec::new());
+        };
+        Ok(body.split(',').filter_map(|atom| atom.split_whitespace().next()).filter_map(|t| t.parse().ok()).collect())
+    }
+
+    /// Add `elements` to `set` (nft, bounded batches); for carrying learned elements over.
+    pub fn add_elements(&self, set: &str, elements: &[IpNet]) -> Result<()> {
+        for chunk in elements.chunks(BATCH_ADDRESSES) {
+            self.add_adaptive(set, chunk)?;
+        }
+        Ok(())
+    }
+
     /// True when `element` is in `set` of our table (`nft get element`).
     pub fn has_element(&self, set: &str, element: &str) -> Result<bool> {
         let out =
@@ -136,7 +156,14 @@ impl<'a> Nft<'a> {
                 }
                 continue;
             }
-            // Plain sets: straight to the kernel, without nft's parser.
+            if self.namespaces.is_some() {
+                // From outside the namespaces (the CLI): through nft, in bounded batches.
+                for chunk in elements.chunks(BATCH_ADDRESSES) {
+                    self.add_adaptive(set, chunk)?;
+                }
+                continue;
+            }
+            // Plain sets, in the container's netns (the hook): straight to the kernel.
             let loader = match &mut netlink {
                 Some(l) => l,
                 None => netlink.insert(crate::nftnl::Loader::open()?),

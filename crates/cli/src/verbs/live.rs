@@ -1,9 +1,10 @@
 //! Verbs on a running container: `allow`, `deny`, `status CONTAINER`, `rules`.
 
 use terok_shield::live::Container;
+use terok_shield_ruleset::Posture;
 
 use crate::context::Context;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 use crate::output;
 
 fn open(ctx: &Context, name: &str) -> CliResult<Container> {
@@ -43,4 +44,38 @@ pub fn rules(ctx: &Context, name: &str) -> CliResult {
         return output::print(&format!("No rules found for {name}\n"));
     }
     output::print(&format!("State: {}\n{listing}", terok_shield_ruleset::classify(&listing).as_str()))
+}
+
+/// `--container-id`: checked before anything changes (the reference checks it after the
+/// transition and leaves the container DOWN on a bad id).
+fn check_id(id: Option<&str>) -> CliResult {
+    match id {
+        Some(i) if i.len() < 12 || i.len() > 64 || !i.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Err(CliError::Message(format!("Unsafe container id: {}", terok_shield_policy::sanitize::quoted(i))))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub fn up(ctx: &Context, name: &str, id: Option<&str>) -> CliResult {
+    check_id(id)?;
+    open(ctx, name)?.set_posture(Posture::Up, ctx.config.audit_enabled)?;
+    output::print(&format!("Shield up for {name}\n"))
+}
+
+pub fn down(ctx: &Context, name: &str, id: Option<&str>, disengage: bool) -> CliResult {
+    check_id(id)?;
+    let posture = if disengage { Posture::Disengaged } else { Posture::Down };
+    open(ctx, name)?.set_posture(posture, ctx.config.audit_enabled)?;
+    output::print(&format!("Shield down for {name}{}\n", if disengage { " (disengaged)" } else { "" }))
+}
+
+pub fn quarantine(ctx: &Context, name: &str) -> CliResult {
+    open(ctx, name)?.set_posture(Posture::Quarantine, ctx.config.audit_enabled)?;
+    output::print(&format!("Shield QUARANTINED for {name} — all traffic dropped\n"))
+}
+
+pub fn reset(ctx: &Context, name: &str) -> CliResult {
+    open(ctx, name)?.reset(ctx.config.audit_enabled)?;
+    output::print(&format!("Shield reset for {name} — learned allow state forgotten\n"))
 }

@@ -29,6 +29,12 @@ pub fn dispatch(inv: Invocation) -> CliResult {
         Verb::Allow { container, target } => live::allow(&ctx, &container, &target),
         Verb::Deny { container, target } => live::deny(&ctx, &container, &target),
         Verb::Rules { container } => live::rules(&ctx, &container),
+        Verb::Up { container, container_id } => live::up(&ctx, &container, container_id.as_deref()),
+        Verb::Down { container, container_id, disengage } => {
+            live::down(&ctx, &container, container_id.as_deref(), disengage)
+        }
+        Verb::Reset { container } => live::reset(&ctx, &container),
+        Verb::Quarantine { container } => live::quarantine(&ctx, &container),
         Verb::Profiles => profiles::run(&ctx),
         Verb::CheckEnvironment { json } => check_environment::run(&ctx, json),
         Verb::Preview { down, disengage, profiles, allow, deny } => {
