@@ -147,6 +147,11 @@ if ! alive "$RUN_DIR/httpd.pid"; then
     ip netns exec "$NS" busybox httpd -f -p 80 -h "$RUN_DIR/www" >/dev/null 2>&1 &
     echo $! > "$RUN_DIR/httpd.pid"
 fi
+if ! alive "$RUN_DIR/echo.pid"; then
+    # A persistent echo server on port 7000: long-lived connections for revocation tests.
+    ip netns exec "$NS" busybox nc -ll -p 7000 -e /bin/cat >/dev/null 2>&1 &
+    echo $! > "$RUN_DIR/echo.pid"
+fi
 if ! alive "$RUN_DIR/dnsmasq.pid"; then
     # Test names: allowed/unlisted/private hosts, a name for each family, a rotating pair.
     ip netns exec "$NS" dnsmasq --no-resolv --no-hosts --bind-interfaces \

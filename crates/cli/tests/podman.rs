@@ -865,3 +865,57 @@ fn rootful_postures() {
 fn rootless_postures() {
     postures(Who::User);
 }
+
+/// Revocation ends live flows: a connection open to a test host (an echo every 0.2 s)
+/// stops passing traffic as soon as the host is denied, or the container quarantined.
+fn revocation_ends_live_flows(who: Who, revoke: &[&str]) {
+    let Some(e) = env() else { return };
+    ensure_setup(who);
+    let h = Home::new(who);
+    h.profile("lab", &format!("+{ALLOWED_V4}\n"));
+    let case: String = revoke.join("-").chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let name = format!("tsh-flow-{}-{:?}-{case}", std::process::id(), who).to_lowercase();
+    let workload =
+        format!("(while :; do echo ping; sleep 0.2; done) | nc {ALLOWED_V4} 7000 > /tmp/echo.log 2>&1; sleep 600");
+    let out = h.shield(&["run", &name, "--profiles", "lab", "--", "-d", &e.image, "sh", "-c", &workload]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let echoes =
+        || h.podman(&["exec", &name, "grep", "-c", "ping", "/tmp/echo.log"]).stdout.trim().parse::<u32>().unwrap_or(0);
+    let wait = |secs: f64| std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+    wait(1.0);
+    let (a, b) = (echoes(), {
+        wait(1.0);
+        echoes()
+    });
+    assert!(b > a, "{who:?}: the flow is not flowing before the revocation ({a} -> {b})");
+    let mut args = vec![revoke[0], name.as_str()];
+    args.extend(&revoke[1..]);
+    let out = h.shield(&args);
+    assert_eq!(out.code, 0, "{who:?} {revoke:?}: {}", out.stderr);
+    wait(0.5);
+    let c = echoes();
+    wait(1.5);
+    let d = echoes();
+    assert_eq!(c, d, "{who:?} {revoke:?}: the open connection still passes traffic ({c} -> {d})");
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_deny_ends_live_flows() {
+    revocation_ends_live_flows(Who::Root, &["deny", ALLOWED_V4]);
+}
+
+#[test]
+fn rootless_deny_ends_live_flows() {
+    revocation_ends_live_flows(Who::User, &["deny", ALLOWED_V4]);
+}
+
+#[test]
+fn rootful_quarantine_ends_live_flows() {
+    revocation_ends_live_flows(Who::Root, &["quarantine"]);
+}
+
+#[test]
+fn rootless_deny_of_a_network_ends_live_flows() {
+    revocation_ends_live_flows(Who::User, &["deny", "198.51.100.0/28"]);
+}

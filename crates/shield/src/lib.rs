@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod bundle;
 pub mod config;
+pub mod conntrack;
 pub mod container;
 pub mod dns;
 pub mod envcheck;

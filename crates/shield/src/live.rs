@@ -96,6 +96,11 @@ impl Container {
             }
             other => other,
         })?;
+        if posture == Posture::Quarantine {
+            if let (Some(ns), Some(helper)) = (&self.namespaces, &self.helper) {
+                kill_flows(ns, helper, &[])?;
+            }
+        }
         let denied = crate::bundle::seeds::derive(&self.bundle)?.t20_security_deny;
         for (set, elements) in learned {
             let keep: Vec<IpNet> = elements.into_iter().filter(|e| !denied.iter().any(|d| d.contains(e))).collect();
@@ -157,6 +162,9 @@ impl Container {
             _ => match self.nft()? {
                 Some(nft) => {
                     apply(&nft, action, net)?;
+                    if let (Action::Deny, Some(ns), Some(helper)) = (action, &self.namespaces, &self.helper) {
+                        kill_flows(ns, helper, &[net])?;
+                    }
                     true
                 }
                 None => false,
@@ -231,6 +239,39 @@ fn apply_by_netlink(ns: &Namespaces, helper: &std::path::Path, action: Action, n
 
 /// The argv[1] that makes a binary run [`element_helper_main`].
 pub const ELEMENT_HELPER: &str = "__set-element";
+/// The argv[1] that makes a binary run [`kill_flows_main`].
+pub const KILL_FLOWS_HELPER: &str = "__kill-flows";
+
+/// `<binary> __kill-flows [NET…]`, run inside a container's namespaces: delete the
+/// conntrack entries to those networks (all entries when none is given).
+pub fn kill_flows_main(args: &[String]) -> i32 {
+    let nets: std::result::Result<Vec<IpNet>, _> = args.iter().map(|a| a.parse::<IpNet>()).collect();
+    let result = nets
+        .map_err(Error::from)
+        .and_then(|n| crate::conntrack::kill_flows(if n.is_empty() { None } else { Some(&n) }));
+    match result {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+/// End live flows in the container through the helper binary.
+fn kill_flows(ns: &Namespaces, helper: &std::path::Path, nets: &[IpNet]) -> Result<()> {
+    let args: Vec<String> =
+        std::iter::once(KILL_FLOWS_HELPER.to_string()).chain(nets.iter().map(IpNet::to_string)).collect();
+    crate::exec::Cmd::new(helper, std::time::Duration::from_secs(10))
+        .args(args)
+        .in_namespaces(ns)
+        .run_ok()
+        .map(|_| ())
+        .map_err(|e| match e {
+            Error::Exec { stderr, .. } => Error::Setup(stderr),
+            other => other,
+        })
+}
 
 /// `<binary> __set-element <into> <out_of> <address>`, run inside a container's namespaces:
 /// take the address out of `out_of` when it is there, put it into `into` (one
@@ -252,6 +293,9 @@ pub fn element_helper_main(args: &[String]) -> i32 {
         nl.move_to(present.then_some(out_of.as_str()), into, address)?;
         if !nl.has(into, address)? {
             return Err(Error::Setup(format!("the change of {address} is not in force in the kernel (set {into})")));
+        }
+        if into.starts_with("t20_") {
+            crate::conntrack::kill_flows(Some(&[IpNet::host(address)]))?;
         }
         Ok(())
     };
