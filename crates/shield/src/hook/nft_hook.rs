@@ -49,7 +49,19 @@ fn create_runtime(state: &OciState, bundle: &Bundle, env: &HookEnv) -> Result<()
     let nft = Nft::at(bin).with_env(env.child_env());
     netns::enter_net_of(pid).map_err(|e| e.to_string())?;
     nft.load(table, &seeds, Posture::Up).map_err(|e| e.to_string())?;
+    fail_fast();
     Ok(())
+}
+
+/// Refused connections should fail at once with the shield's ICMP error, but the kernel
+/// rate-limits ICMP errors per destination (about one a second), so a second refusal soon
+/// after the first would time out instead. Lift that limit in the container's own network
+/// namespace (these sysctls are per namespace; the current one is the container's). Only
+/// errors delivered to the container's own sockets are affected; new inbound traffic is
+/// dropped anyway. Best effort: a failure here changes nothing about what is allowed.
+fn fail_fast() {
+    let _ = std::fs::write("/proc/sys/net/ipv4/icmp_ratelimit", "0");
+    let _ = std::fs::write("/proc/sys/net/ipv6/icmp/ratelimit", "0");
 }
 
 /// The table of `ruleset.nft`: everything before the seed statements. Every line after the
