@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from start_overhead import BASE_PATH, Side, load_env  # noqa: E402
+from start_overhead import BASE_PATH, Side, workdir  # noqa: E402
 
 
 TIMER = r"""
@@ -58,22 +58,7 @@ def main():
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--successive", type=int, default=1000)
     a = ap.parse_args()
-    tenv = load_env()
-    user, image = tenv["TEROK_SHIELD_TEST_USER"], tenv["TEROK_SHIELD_TEST_IMAGE"]
-    uid = subprocess.run(["id", "-u", user], capture_output=True, text=True).stdout.strip()
-    home = subprocess.run(["getent", "passwd", user], capture_output=True, text=True).stdout.split(":")[5]
-    work = tempfile.mkdtemp(prefix="tsh-allow-", dir="/tmp")
-    os.chmod(work, 0o755)
-    bins = os.path.join(work, "bin")
-    os.makedirs(bins)
-    for b in ("terok-shield", "terok-shield-hook"):
-        shutil.copy(os.path.join(a.ours, b), bins)
-    refbin = os.path.join(work, "refbin")
-    os.makedirs(refbin)
-    for t in ("podman", "nft", "nsenter", "dig", "getent", "ip"):
-        p = shutil.which(t, path=BASE_PATH)
-        if p:
-            os.symlink(p, os.path.join(refbin, t))
+    tenv, user, image, uid, home, work, bins, refbin = workdir(a.ours, "tsh-allow-")
     results = {}
     for mode in ("rootless", "rootful"):
         w = os.path.join(work, mode)

@@ -60,6 +60,28 @@ class Side:
         return dt, r
 
 
+def workdir(ours, prefix):
+    """The test environment, a world-readable work dir with copies of our binaries, and the
+    reference's PATH directory (its tools, no dnsmasq)."""
+    tenv = load_env()
+    user, image = tenv["TEROK_SHIELD_TEST_USER"], tenv["TEROK_SHIELD_TEST_IMAGE"]
+    uid = subprocess.run(["id", "-u", user], capture_output=True, text=True).stdout.strip()
+    home = subprocess.run(["getent", "passwd", user], capture_output=True, text=True).stdout.split(":")[5]
+    work = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.chmod(work, 0o755)
+    bins = os.path.join(work, "bin")
+    os.makedirs(bins)
+    for b in ("terok-shield", "terok-shield-hook"):
+        shutil.copy(os.path.join(ours, b), bins)
+    refbin = os.path.join(work, "refbin")
+    os.makedirs(refbin)
+    for t in ("podman", "nft", "nsenter", "dig", "getent", "ip"):
+        p = shutil.which(t, path=BASE_PATH)
+        if p:
+            os.symlink(p, os.path.join(refbin, t))
+    return tenv, user, image, uid, home, work, bins, refbin
+
+
 def stats(xs):
     xs = sorted(xs)
     q = statistics.quantiles(xs, n=10) if len(xs) > 1 else xs * 9
@@ -79,22 +101,7 @@ def main():
     ap.add_argument("--modes", default="rootful,rootless")
     ap.add_argument("--big", type=int, default=100000, help="entries for the prepare benchmark (0: skip)")
     a = ap.parse_args()
-    tenv = load_env()
-    user, image = tenv["TEROK_SHIELD_TEST_USER"], tenv["TEROK_SHIELD_TEST_IMAGE"]
-    uid = subprocess.run(["id", "-u", user], capture_output=True, text=True).stdout.strip()
-    home = subprocess.run(["getent", "passwd", user], capture_output=True, text=True).stdout.split(":")[5]
-    work = tempfile.mkdtemp(prefix="tsh-bench-", dir="/tmp")
-    os.chmod(work, 0o755)
-    bins = os.path.join(work, "bin")
-    os.makedirs(bins)
-    for b in ("terok-shield", "terok-shield-hook"):
-        shutil.copy(os.path.join(a.ours, b), bins)
-    refbin = os.path.join(work, "refbin")  # the reference's PATH: its tools, no dnsmasq
-    os.makedirs(refbin)
-    for t in ("podman", "nft", "nsenter", "dig", "getent", "ip"):
-        p = shutil.which(t, path=BASE_PATH)
-        if p:
-            os.symlink(p, os.path.join(refbin, t))
+    tenv, user, image, uid, home, work, bins, refbin = workdir(a.ours, "tsh-bench-")
     results = {}
     for mode in a.modes.split(","):
         w = os.path.join(work, mode)

@@ -172,6 +172,16 @@ impl Home {
         run(&mut self.cmd("podman", args))
     }
 
+    /// Probe `want`'s hosts from inside `container` and check the outcome.
+    fn probe(&self, container: &str, what: &str, want: &[(&str, bool)]) {
+        let stdout = settle(want, |hs| {
+            let mut args = vec!["exec", container, "sh", "-c", PROBE, "probe"];
+            args.extend(hs);
+            self.podman(&args).stdout
+        });
+        expect(&stdout, want, what);
+    }
+
     fn state_dir(&self, container: &str) -> PathBuf {
         self.dir.join("state/containers").join(container)
     }
@@ -237,60 +247,47 @@ fn expect(stdout: &str, want: &[(&str, bool)], what: &str) {
     assert_eq!(got, want, "{what}: {stdout}");
 }
 
-fn shielded_probe(who: Who, hosts: &[&str], allowed: &[(&str, bool)]) {
-    let Some(e) = env() else { return };
+/// A shielded container for `who`: profile `lab` allowing `allowlist`, started detached
+/// with `workload`; `None` (skipped with a reason) when the test environment is missing.
+fn shielded(who: Who, tag: &str, allowlist: &[&str], workload: &[&str]) -> Option<(Home, String)> {
+    let e = env()?;
     ensure_setup(who);
     let h = Home::new(who);
-    h.profile("lab", &allowed.iter().filter(|(_, ok)| *ok).map(|(a, _)| format!("+{a}\n")).collect::<String>());
-    let name = format!("tsh-probe-{}-{:?}", std::process::id(), who).to_lowercase();
-    let out = h.shield(&["run", &name, "--profiles", "lab", "--", "-d", &e.image, "sleep", "600"]);
+    h.profile("lab", &allowlist.iter().map(|a| format!("+{a}\n")).collect::<String>());
+    let name = format!("tsh-{tag}-{}-{:?}", std::process::id(), who).to_lowercase();
+    let mut args = vec!["run", name.as_str(), "--profiles", "lab", "--", "-d", e.image.as_str()];
+    args.extend(workload);
+    let out = h.shield(&args);
     assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
-    assert_eq!(hosts.len(), allowed.len());
-    let stdout = settle(allowed, |hs| {
-        let mut args = vec!["exec", name.as_str(), "sh", "-c", PROBE, "probe"];
-        args.extend(hs);
-        h.podman(&args).stdout
-    });
-    expect(&stdout, allowed, &format!("{who:?}"));
+    Some((h, name))
+}
+
+fn shielded_probe(who: Who, want: &[(&str, bool)]) {
+    let allowlist: Vec<&str> = want.iter().filter(|(_, ok)| *ok).map(|(a, _)| *a).collect();
+    let Some((h, name)) = shielded(who, "probe", &allowlist, &["sleep", "600"]) else { return };
+    h.probe(&name, &format!("{who:?}"), want);
     h.podman(&["rm", "-f", &name]);
 }
 
 #[test]
 fn rootful_container_reaches_only_its_allowlist_on_both_families() {
-    let hosts = [ALLOWED_V4, ALLOWED_V6, UNLISTED_V4, UNLISTED_V6, PRIVATE_V4];
     shielded_probe(
         Who::Root,
-        &hosts,
         &[(ALLOWED_V4, true), (ALLOWED_V6, true), (UNLISTED_V4, false), (UNLISTED_V6, false), (PRIVATE_V4, false)],
     );
 }
 
 #[test]
 fn rootless_container_reaches_only_its_allowlist_on_both_families() {
-    let hosts = [ALLOWED_V4, ALLOWED_V6, UNLISTED_V4, UNLISTED_V6, PRIVATE_V4];
     shielded_probe(
         Who::User,
-        &hosts,
         &[(ALLOWED_V4, true), (ALLOWED_V6, true), (UNLISTED_V4, false), (UNLISTED_V6, false), (PRIVATE_V4, false)],
     );
 }
 
 fn restart_keeps_runtime_decisions(who: Who) {
-    let Some(e) = env() else { return };
-    ensure_setup(who);
-    let h = Home::new(who);
-    h.profile("lab", &format!("+{ALLOWED_V4}\n"));
-    let name = format!("tsh-restart-{}-{:?}", std::process::id(), who).to_lowercase();
-    let out = h.shield(&["run", &name, "--profiles", "lab", "--", "-d", &e.image, "sleep", "600"]);
-    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
-    let probe = |what: &str, want: &[(&str, bool)]| {
-        let stdout = settle(want, |hs| {
-            let mut args = vec!["exec", name.as_str(), "sh", "-c", PROBE, "probe"];
-            args.extend(hs);
-            h.podman(&args).stdout
-        });
-        expect(&stdout, want, &format!("{who:?} {what}"));
-    };
+    let Some((h, name)) = shielded(who, "restart", &[ALLOWED_V4], &["sleep", "600"]) else { return };
+    let probe = |what: &str, want: &[(&str, bool)]| h.probe(&name, &format!("{who:?} {what}"), want);
     probe("first start", &[(ALLOWED_V4, true), (UNLISTED_V4, false)]);
     // While it ran, the operator allowed one host and denied another (policy/live is what
     // the allow/deny verbs write).
@@ -737,21 +734,8 @@ fn bundle_snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn live_control(who: Who) {
-    let Some(e) = env() else { return };
-    ensure_setup(who);
-    let h = Home::new(who);
-    h.profile("lab", &format!("+{ALLOWED_V4}\n"));
-    let name = format!("tsh-live-{}-{:?}", std::process::id(), who).to_lowercase();
-    let out = h.shield(&["run", &name, "--profiles", "lab", "--", "-d", &e.image, "sleep", "600"]);
-    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
-    let probe = |what: &str, want: &[(&str, bool)]| {
-        let stdout = settle(want, |hs| {
-            let mut args = vec!["exec", name.as_str(), "sh", "-c", PROBE, "probe"];
-            args.extend(hs);
-            h.podman(&args).stdout
-        });
-        expect(&stdout, want, &format!("{who:?} {what}"));
-    };
+    let Some((h, name)) = shielded(who, "live", &[ALLOWED_V4], &["sleep", "600"]) else { return };
+    let probe = |what: &str, want: &[(&str, bool)]| h.probe(&name, &format!("{who:?} {what}"), want);
     assert_eq!(h.shield(&["status", &name]).stdout, "up\n");
     probe("before", &[(ALLOWED_V4, true), (UNLISTED_V4, false), (ALLOWED_V6, false)]);
 
@@ -810,7 +794,7 @@ fn live_control(who: Who) {
     );
 
     // 50 concurrent allows of distinct addresses: all 50 in the kernel and in policy/live.
-    let e_bin = e.bin.join("terok-shield").display().to_string();
+    let e_bin = env().map(|e| e.bin.join("terok-shield").display().to_string()).unwrap_or_default();
     let script = format!("for i in $(seq 100 149); do {e_bin} allow {name} 198.51.100.$i >/dev/null & done; wait");
     h.sh(&script);
     let live = std::fs::read_to_string(sd.join("policy/live")).unwrap_or_default();
@@ -848,13 +832,7 @@ fn rootless_live_allow_and_deny() {
 const DENIED_V4: &str = "198.51.100.12";
 
 fn postures(who: Who) {
-    let Some(e) = env() else { return };
-    ensure_setup(who);
-    let h = Home::new(who);
-    h.profile("lab", &format!("+{ALLOWED_V4}\n"));
-    let name = format!("tsh-posture-{}-{:?}", std::process::id(), who).to_lowercase();
-    let out = h.shield(&["run", &name, "--profiles", "lab", "--", "-d", &e.image, "sleep", "600"]);
-    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    let Some((h, name)) = shielded(who, "posture", &[ALLOWED_V4], &["sleep", "600"]) else { return };
     assert_eq!(h.shield(&["deny", &name, DENIED_V4]).code, 0);
     let step = |args: &[&str], says: &str, state: &str, want: &[(&str, bool)]| {
         let mut full = args.to_vec();
@@ -867,12 +845,7 @@ fn postures(who: Who) {
             out.stderr
         );
         assert_eq!(h.shield(&["status", &name]).stdout, format!("{state}\n"), "{who:?} {args:?}");
-        let stdout = settle(want, |hs| {
-            let mut probe = vec!["exec", name.as_str(), "sh", "-c", PROBE, "probe"];
-            probe.extend(hs);
-            h.podman(&probe).stdout
-        });
-        expect(&stdout, want, &format!("{who:?} {args:?}"));
+        h.probe(&name, &format!("{who:?} {args:?}"), want);
     };
     let all = |a: bool, u: bool, d: bool, p: bool| [(ALLOWED_V4, a), (UNLISTED_V4, u), (DENIED_V4, d), (PRIVATE_V4, p)];
     step(&["down"], &format!("Shield down for {name}"), "down", &all(true, true, false, false));
@@ -918,16 +891,12 @@ fn rootless_postures() {
 /// Revocation ends live flows: a connection open to a test host (an echo every 0.2 s)
 /// stops passing traffic as soon as the host is denied, or the container quarantined.
 fn revocation_ends_live_flows(who: Who, revoke: &[&str]) {
-    let Some(e) = env() else { return };
-    ensure_setup(who);
-    let h = Home::new(who);
-    h.profile("lab", &format!("+{ALLOWED_V4}\n"));
     let case: String = revoke.join("-").chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    let name = format!("tsh-flow-{}-{:?}-{case}", std::process::id(), who).to_lowercase();
     let workload =
         format!("(while :; do echo ping; sleep 0.2; done) | nc {ALLOWED_V4} 7000 > /tmp/echo.log 2>&1; sleep 600");
-    let out = h.shield(&["run", &name, "--profiles", "lab", "--", "-d", &e.image, "sh", "-c", &workload]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let Some((h, name)) = shielded(who, &format!("flow-{case}"), &[ALLOWED_V4], &["sh", "-c", &workload]) else {
+        return;
+    };
     let echoes =
         || h.podman(&["exec", &name, "grep", "-c", "ping", "/tmp/echo.log"]).stdout.trim().parse::<u32>().unwrap_or(0);
     let wait = |secs: f64| std::thread::sleep(std::time::Duration::from_secs_f64(secs));

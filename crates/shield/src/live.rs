@@ -226,15 +226,17 @@ fn apply(nft: &Nft, action: Action, net: IpNet) -> Result<()> {
 fn apply_by_netlink(ns: &Namespaces, helper: &std::path::Path, action: Action, net: IpNet) -> Result<()> {
     let (allow_set, deny_set) = sets(net);
     let (into, out_of) = if action == Action::Allow { (allow_set, deny_set) } else { (deny_set, allow_set) };
-    crate::exec::Cmd::new(helper, std::time::Duration::from_secs(10))
-        .args([ELEMENT_HELPER, into, out_of, &net.to_string()])
-        .in_namespaces(ns)
-        .run_ok()
-        .map(|_| ())
-        .map_err(|e| match e {
-            Error::Exec { stderr, .. } => Error::Setup(stderr),
-            other => other,
-        })
+    run_helper(ns, helper, [ELEMENT_HELPER.to_string(), into.to_string(), out_of.to_string(), net.to_string()])
+}
+
+/// Run the helper binary with `args` inside the container's namespaces; its stderr is the
+/// error message.
+fn run_helper(ns: &Namespaces, helper: &std::path::Path, args: impl IntoIterator<Item = String>) -> Result<()> {
+    let cmd = crate::exec::Cmd::new(helper, std::time::Duration::from_secs(10)).args(args).in_namespaces(ns);
+    cmd.run_ok().map(|_| ()).map_err(|e| match e {
+        Error::Exec { stderr, .. } => Error::Setup(stderr),
+        other => other,
+    })
 }
 
 /// The argv[1] that makes a binary run [`element_helper_main`].
@@ -260,17 +262,7 @@ pub fn kill_flows_main(args: &[String]) -> i32 {
 
 /// End live flows in the container through the helper binary.
 fn kill_flows(ns: &Namespaces, helper: &std::path::Path, nets: &[IpNet]) -> Result<()> {
-    let args: Vec<String> =
-        std::iter::once(KILL_FLOWS_HELPER.to_string()).chain(nets.iter().map(IpNet::to_string)).collect();
-    crate::exec::Cmd::new(helper, std::time::Duration::from_secs(10))
-        .args(args)
-        .in_namespaces(ns)
-        .run_ok()
-        .map(|_| ())
-        .map_err(|e| match e {
-            Error::Exec { stderr, .. } => Error::Setup(stderr),
-            other => other,
-        })
+    run_helper(ns, helper, std::iter::once(KILL_FLOWS_HELPER.to_string()).chain(nets.iter().map(IpNet::to_string)))
 }
 
 /// `<binary> __set-element <into> <out_of> <address>`, run inside a container's namespaces:
