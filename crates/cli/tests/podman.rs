@@ -937,3 +937,66 @@ fn rootful_quarantine_ends_live_flows() {
 fn rootless_deny_of_a_network_ends_live_flows() {
     revocation_ends_live_flows(Who::User, &["deny", "198.51.100.0/28"]);
 }
+
+/// `cmd` run in a private mount namespace whose /etc/resolv.conf names the test DNS server
+/// (tests/env/setup.sh), so host-side name resolution stays on this machine.
+fn with_test_dns(cmd: &Command) -> Command {
+    let mut c = Command::new("unshare");
+    c.args(["-m", "sh", "-c", "mount --bind /run/tshield-hosts/resolv.conf /etc/resolv.conf && exec \"$@\"", "sh"]);
+    c.arg(cmd.get_program()).args(cmd.get_args());
+    c.env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        c.current_dir(dir);
+    }
+    c
+}
+
+fn live_domains(who: Who) {
+    let Some((h, name)) = shielded(who, "dom", &[ALLOWED_V4], &["sleep", "600"]) else { return };
+    let bin = env().map(|e| e.bin.join("terok-shield").display().to_string()).unwrap_or_default();
+    let shield = |args: &[&str]| run(&mut with_test_dns(&h.cmd(&bin, args)));
+    let out = shield(&["allow", &name, "unlisted.shield.test"]);
+    assert_eq!(
+        out.stdout,
+        format!("Allowed unlisted.shield.test -> {UNLISTED_V4}, {UNLISTED_V6} for {name}\n"),
+        "{}",
+        out.stderr
+    );
+    let out = shield(&["deny", &name, "allowed.shield.test"]);
+    assert_eq!(
+        out.stdout,
+        format!("Denied allowed.shield.test ({ALLOWED_V4}, {ALLOWED_V6}) for {name}\n"),
+        "{}",
+        out.stderr
+    );
+    h.probe(&name, &format!("{who:?} after domain allow/deny"), &[(ALLOWED_V4, false), (UNLISTED_V4, true)]);
+    let live = std::fs::read_to_string(h.state_dir(&name).join("policy/live")).unwrap_or_default();
+    assert_eq!(live, format!("+{UNLISTED_V4}\n+{UNLISTED_V6}\n-{ALLOWED_V4}\n-{ALLOWED_V6}\n"));
+    let before = bundle_snapshot(&h.state_dir(&name));
+    let out = shield(&["allow", &name, "nothing.shield.test"]);
+    assert_eq!((out.code, out.stderr.as_str()), (1, format!("Error: No IPs allowed for {name}\n").as_str()));
+    let out = shield(&["allow", &name, "*.shield.test"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with("Error: '*.shield.test': wildcard entries need live DNS resolution"),
+        "{}",
+        out.stderr
+    );
+    assert!(before == bundle_snapshot(&h.state_dir(&name)), "a refused domain changed the bundle");
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_live_domains() {
+    live_domains(Who::Root);
+}
+
+#[test]
+fn rootless_live_domains() {
+    live_domains(Who::User);
+}

@@ -136,23 +136,47 @@ impl Container {
         Ok(())
     }
 
-    pub fn allow(&self, target: &str, audit: bool) -> Result<Change> {
-        self.change(Action::Allow, target, audit)
+    /// Allow `target`: an address, a network, or a domain resolved on the host (each of its
+    /// addresses is allowed). Returns what changed, in order.
+    pub fn allow(&self, target: &str, audit: bool) -> Result<Vec<Change>> {
+        self.change_target(Action::Allow, target, audit)
     }
 
-    pub fn deny(&self, target: &str, audit: bool) -> Result<Change> {
-        self.change(Action::Deny, target, audit)
+    pub fn deny(&self, target: &str, audit: bool) -> Result<Vec<Change>> {
+        self.change_target(Action::Deny, target, audit)
+    }
+
+    fn change_target(&self, action: Action, raw: &str, audit: bool) -> Result<Vec<Change>> {
+        match Target::parse(raw)? {
+            Target::Net(_) => Ok(vec![self.change(action, raw, audit)?]),
+            Target::Localhost => Err(Error::Setup("'localhost' cannot be allowed or denied live".into())),
+            Target::Domain(d) if d.starts_with("*.") => {
+                let tier = self.bundle.read_value(crate::bundle::layout::DNS_TIER)?.unwrap_or_default();
+                Err(Error::Setup(format!("'{d}': wildcard entries need live DNS resolution, which the {tier} tier does not do; name the hosts instead")))
+            }
+            Target::Domain(d) => {
+                let addresses = crate::dns::resolve::resolve(&d);
+                let mut done = Vec::new();
+                for a in addresses {
+                    // Each address as its own target; the audit row names the domain.
+                    done.push(self.change_net(action, IpNet::host(a), raw, audit)?);
+                }
+                Ok(done)
+            }
+        }
     }
 
     fn change(&self, action: Action, raw: &str, audit: bool) -> Result<Change> {
-        let target = Target::parse(raw)?;
-        let net = match &target {
-            Target::Net(n) => *n,
-            Target::Domain(d) => {
-                return Err(Error::Setup(format!("'{d}' is a domain: live domain allow/deny needs the DNS support that is not built yet; allow or deny its addresses instead")))
+        match Target::parse(raw)? {
+            Target::Net(n) => self.change_net(action, n, raw, audit),
+            _ => {
+                Err(Error::Setup(format!("not an address or network: {}", terok_shield_policy::sanitize::quoted(raw))))
             }
-            Target::Localhost => return Err(Error::Setup("'localhost' cannot be allowed or denied live".into())),
-        };
+        }
+    }
+
+    fn change_net(&self, action: Action, net: IpNet, raw: &str, audit: bool) -> Result<Change> {
+        let target = Target::Net(net);
         let _lock = lock_bundle(&self.bundle.dir)?;
         let live = match (&self.namespaces, &self.helper) {
             (Some(ns), Some(helper)) if net.is_host() => {

@@ -19,14 +19,28 @@ fn pending(live: bool) -> &'static str {
     }
 }
 
+/// The addresses changed, joined, and whether they await the next start.
+fn summary(changes: &[terok_shield::live::Change]) -> (String, bool) {
+    let list = changes.iter().map(|c| c.address.as_str()).collect::<Vec<_>>().join(", ");
+    (list, changes.iter().all(|c| c.live))
+}
+
 pub fn allow(ctx: &Context, name: &str, target: &str) -> CliResult {
-    let change = open(ctx, name)?.allow(target, ctx.config.audit_enabled)?;
-    output::print(&format!("Allowed {target} -> {} for {name}{}\n", change.address, pending(change.live)))
+    let changes = open(ctx, name)?.allow(target, ctx.config.audit_enabled)?;
+    if changes.is_empty() {
+        return Err(CliError::Message(format!("No IPs allowed for {name}")));
+    }
+    let (list, live) = summary(&changes);
+    output::print(&format!("Allowed {target} -> {list} for {name}{}\n", pending(live)))
 }
 
 pub fn deny(ctx: &Context, name: &str, target: &str) -> CliResult {
-    let change = open(ctx, name)?.deny(target, ctx.config.audit_enabled)?;
-    output::print(&format!("Denied {target} ({}) for {name}{}\n", change.address, pending(change.live)))
+    let changes = open(ctx, name)?.deny(target, ctx.config.audit_enabled)?;
+    if changes.is_empty() {
+        return Err(CliError::Message(format!("No IPs denied for {name}")));
+    }
+    let (list, live) = summary(&changes);
+    output::print(&format!("Denied {target} ({list}) for {name}{}\n", pending(live)))
 }
 
 pub fn status(ctx: &Context, name: &str, json: bool) -> CliResult {
