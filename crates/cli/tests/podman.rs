@@ -80,7 +80,13 @@ struct Home {
     who: Who,
     dir: PathBuf,
     _tmp: tempfile::TempDir,
+    /// Rootful tests run one at a time: rootful containers share netavark's bridge, address
+    /// allocation and NAT, and overlapping rootful tests intermittently lost an allowlisted
+    /// host's replies under podman 4.3. Rootless tests (own slirp4netns stack each) overlap.
+    _rootful: Option<std::sync::MutexGuard<'static, ()>>,
 }
+
+static ROOTFUL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Home {
     fn new(who: Who) -> Home {
@@ -93,7 +99,8 @@ impl Home {
             let e = env().unwrap_or_else(|| unreachable!());
             run(Command::new("chown").args([&format!("{}:", e.user), &dir.display().to_string()]));
         }
-        Home { who, dir, _tmp: tmp }
+        let rootful = (who == Who::Root).then(|| ROOTFUL.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        Home { who, dir, _tmp: tmp, _rootful: rootful }
     }
 
     /// Write a (large) profile directly, owned by whoever runs the test.
