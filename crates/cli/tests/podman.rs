@@ -1007,3 +1007,47 @@ fn rootful_live_domains() {
 fn rootless_live_domains() {
     live_domains(Who::User);
 }
+
+/// Addresses learned from DNS answers survive down + up; a learned address that is denied
+/// meanwhile never comes back. (dnsmasq fills t40_dns_v4 once the DNS work lands; here the
+/// test puts them there through the container's netns.)
+#[test]
+fn learned_addresses_survive_postures_but_denied_ones_do_not() {
+    let Some((h, name)) = shielded(Who::Root, "learned", &[ALLOWED_V4], &["sleep", "600"]) else { return };
+    let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout.trim().to_string();
+    let add = run(Command::new("nsenter").args([
+        "-t",
+        &pid,
+        "-n",
+        "nft",
+        "add",
+        "element",
+        "inet",
+        "terok_shield",
+        "t40_dns_v4",
+        &format!("{{ {UNLISTED_V4}, {DENIED_V4} }}"),
+    ]));
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    h.probe(&name, "learned", &[(UNLISTED_V4, true), (DENIED_V4, true)]);
+    assert_eq!(h.shield(&["deny", &name, DENIED_V4]).code, 0);
+    assert_eq!(h.shield(&["down", &name]).code, 0);
+    assert_eq!(h.shield(&["up", &name]).code, 0);
+    let learned = run(Command::new("nsenter").args([
+        "-t",
+        &pid,
+        "-n",
+        "nft",
+        "list",
+        "set",
+        "inet",
+        "terok_shield",
+        "t40_dns_v4",
+    ]))
+    .stdout;
+    assert!(learned.contains(UNLISTED_V4), "a learned address was lost: {learned}");
+    assert!(!learned.contains(DENIED_V4), "a denied address came back: {learned}");
+    h.probe(&name, "after down + up", &[(UNLISTED_V4, true), (DENIED_V4, false)]);
+    assert_eq!(h.shield(&["reset", &name]).code, 0);
+    h.probe(&name, "after reset", &[(UNLISTED_V4, false), (ALLOWED_V4, true)]);
+    h.podman(&["rm", "-f", &name]);
+}
