@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from start_overhead import BASE_PATH, Side, workdir  # noqa: E402
+from start_overhead import BASE_PATH, sides, workdir  # noqa: E402
 
 
 TIMER = r"""
@@ -61,27 +61,7 @@ def main():
     tenv, user, image, uid, home, work, bins, refbin = workdir(a.ours, "tsh-allow-")
     results = {}
     for mode in ("rootless", "rootful"):
-        w = os.path.join(work, mode)
-        os.makedirs(os.path.join(w, "conf/profiles"))
-        open(os.path.join(w, "conf/profiles/lab.txt"), "w").write("+198.51.100.10\n")
-        for d in ("xdg/containers", "xdg-ref/containers", "state-ours", "state-ref"):
-            os.makedirs(os.path.join(w, d), exist_ok=True)
-        if mode == "rootless":
-            for d in ("xdg", "xdg-ref"):
-                shutil.copy(os.path.join(home, ".config/containers/containers.conf"), os.path.join(w, d, "containers"))
-            subprocess.run(["chown", "-R", "%s:" % user, w], check=True)
-            common = {"HOME": home, "USER": user, "XDG_RUNTIME_DIR": "/run/user/%s" % uid}
-        else:
-            common = {"HOME": "/root", "CONTAINERS_CONF": tenv["CONTAINERS_CONF"]}
-        ours = Side(mode, user, dict(common, PATH=BASE_PATH, TEROK_ROOT=w + "/ours-root", XDG_CONFIG_HOME=w + "/xdg",
-                                     TEROK_SHIELD_SYSTEM_HOOKS_DIR=w + "/ours-sys", TEROK_SHIELD_CONFIG_DIR=w + "/conf",
-                                     TEROK_SHIELD_STATE_DIR=w + "/state-ours"))
-        ref = Side(mode, user, dict(common, PATH=refbin + ":/usr/bin:/bin", TEROK_ROOT=w + "/ref-root",
-                                    XDG_CONFIG_HOME=w + "/xdg-ref", TEROK_SHIELD_CONFIG_DIR=w + "/conf"))
-        ours.run([bins + "/terok-shield", "setup"])
-        ref.run([a.ref, "setup"])
-        ours_hooks = w + ("/ours-sys" if mode == "rootful" else "/ours-root/shield/hooks")
-        ref_hooks = w + "/ref-root/shield/hooks"
+        w, ours, ref, ours_hooks, ref_hooks = sides(mode, work, tenv, user, uid, home, bins, refbin, a.ref)
         name_o, name_r = "allow-ours-%s" % mode, "allow-ref-%s" % mode
         _, r = ours.run([bins + "/terok-shield", "prepare", name_o, "--profiles", "lab", "--json"])
         flags_o = [f for f in json.loads(r.stdout) if f not in ("--name", name_o)]

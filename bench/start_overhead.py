@@ -82,6 +82,35 @@ def workdir(ours, prefix):
     return tenv, user, image, uid, home, work, bins, refbin
 
 
+def sides(mode, work, tenv, user, uid, home, bins, refbin, ref_cli):
+    """Per mode: a work dir with the profile `lab` (198.51.100.10), our side and the
+    reference's side in their own roots, both set up. Returns (dir, ours, ref, our hooks
+    dir, the reference's hooks dir)."""
+    w = os.path.join(work, mode)
+    os.makedirs(os.path.join(w, "conf/profiles"))
+    with open(os.path.join(w, "conf/profiles/lab.txt"), "w") as f:
+        f.write("+198.51.100.10\n")
+    for d in ("xdg/containers", "xdg-ref/containers", "state-ours", "state-ref"):
+        os.makedirs(os.path.join(w, d), exist_ok=True)
+    if mode == "rootless":
+        for d in ("xdg", "xdg-ref"):
+            shutil.copy(os.path.join(home, ".config/containers/containers.conf"), os.path.join(w, d, "containers"))
+        subprocess.run(["chown", "-R", "%s:" % user, w], check=True)
+        common = {"HOME": home, "USER": user, "XDG_RUNTIME_DIR": "/run/user/%s" % uid}
+    else:
+        common = {"HOME": "/root", "CONTAINERS_CONF": tenv["CONTAINERS_CONF"]}
+    # XDG_DATA_HOME stays: rootless podman keeps its image storage there.
+    ours = Side(mode, user, dict(common, PATH=BASE_PATH, TEROK_ROOT=w + "/ours-root", XDG_CONFIG_HOME=w + "/xdg",
+                                 TEROK_SHIELD_SYSTEM_HOOKS_DIR=w + "/ours-sys",
+                                 TEROK_SHIELD_CONFIG_DIR=w + "/conf", TEROK_SHIELD_STATE_DIR=w + "/state-ours"))
+    ref = Side(mode, user, dict(common, PATH=refbin + ":/usr/bin:/bin", TEROK_ROOT=w + "/ref-root",
+                                XDG_CONFIG_HOME=w + "/xdg-ref", TEROK_SHIELD_CONFIG_DIR=w + "/conf"))
+    ours.run([bins + "/terok-shield", "setup"])
+    ref.run([ref_cli, "setup"])
+    ours_hooks = w + ("/ours-sys" if mode == "rootful" else "/ours-root/shield/hooks")
+    return w, ours, ref, ours_hooks, w + "/ref-root/shield/hooks"
+
+
 def stats(xs):
     xs = sorted(xs)
     q = statistics.quantiles(xs, n=10) if len(xs) > 1 else xs * 9
@@ -104,33 +133,13 @@ def main():
     tenv, user, image, uid, home, work, bins, refbin = workdir(a.ours, "tsh-bench-")
     results = {}
     for mode in a.modes.split(","):
-        w = os.path.join(work, mode)
-        os.makedirs(os.path.join(w, "conf/profiles"))
-        with open(os.path.join(w, "conf/profiles/lab.txt"), "w") as f:
-            f.write("+198.51.100.10\n")
+        w, ours, ref, ours_hooks, ref_hooks = sides(mode, work, tenv, user, uid, home, bins, refbin, a.ref)
+        # No shield: the same user environment, podman settings and PATH as ours.
+        keep = ("HOME", "USER", "XDG_RUNTIME_DIR", "CONTAINERS_CONF", "PATH", "XDG_CONFIG_HOME")
+        plain = Side(mode, user, {k: v for k, v in ours.env.items() if k in keep})
         if a.big:
             with open(os.path.join(w, "conf/profiles/big.txt"), "w") as f:
                 f.writelines("+%d.%d.%d.%d\n" % (11, (i * 3) >> 16 & 255, (i * 3) >> 8 & 255, (i * 3) & 255) for i in range(a.big))
-        for d in ("xdg/containers", "xdg-ref/containers", "data", "state-ours", "state-ref"):
-            os.makedirs(os.path.join(w, d), exist_ok=True)
-        if mode == "rootless":
-            for d in ("xdg", "xdg-ref"):
-                shutil.copy(os.path.join(home, ".config/containers/containers.conf"), os.path.join(w, d, "containers"))
-            subprocess.run(["chown", "-R", "%s:" % user, w], check=True)
-            common = {"HOME": home, "USER": user, "XDG_RUNTIME_DIR": "/run/user/%s" % uid}
-        else:
-            common = {"HOME": "/root", "CONTAINERS_CONF": tenv["CONTAINERS_CONF"]}
-        # XDG_DATA_HOME stays: rootless podman keeps its image storage there.
-        ours = Side(mode, user, dict(common, PATH=BASE_PATH, TEROK_ROOT=w + "/ours-root", XDG_CONFIG_HOME=w + "/xdg",
-                                     TEROK_SHIELD_SYSTEM_HOOKS_DIR=w + "/ours-sys",
-                                     TEROK_SHIELD_CONFIG_DIR=w + "/conf", TEROK_SHIELD_STATE_DIR=w + "/state-ours"))
-        ref = Side(mode, user, dict(common, PATH=refbin + ":/usr/bin:/bin", TEROK_ROOT=w + "/ref-root",
-                                    XDG_CONFIG_HOME=w + "/xdg-ref", TEROK_SHIELD_CONFIG_DIR=w + "/conf"))
-        plain = Side(mode, user, dict(common, PATH=BASE_PATH, XDG_CONFIG_HOME=w + "/xdg"))
-        ours.run([bins + "/terok-shield", "setup"])
-        ref.run([a.ref, "setup"])
-        ours_hooks = w + ("/ours-sys" if mode == "rootful" else "/ours-root/shield/hooks")
-        ref_hooks = w + "/ref-root/shield/hooks"
 
         def prepare(side, name, profile="lab"):
             if side is ours:

@@ -84,6 +84,8 @@ impl Container {
             ["t40_dns_v4", "t40_dns_v6"].into_iter().map(|s| Ok((s, nft.set_elements(s)?))).collect::<Result<_>>()?
         };
         let all = crate::bundle::seeds::derive(&self.bundle)?;
+        // Learned addresses a deny covers are never carried over.
+        let denied = all.t20_security_deny.clone();
         let seeds = match posture {
             Posture::Up => all,
             Posture::Down => Seeds { t40_project_allow: Vec::new(), ..all },
@@ -101,7 +103,6 @@ impl Container {
                 kill_flows(ns, helper, &[])?;
             }
         }
-        let denied = crate::bundle::seeds::derive(&self.bundle)?.t20_security_deny;
         for (set, elements) in learned {
             let keep: Vec<IpNet> = elements.into_iter().filter(|e| !denied.iter().any(|d| d.contains(e))).collect();
             nft.add_elements(set, &keep)?;
@@ -148,7 +149,7 @@ impl Container {
 
     fn change_target(&self, action: Action, raw: &str, audit: bool) -> Result<Vec<Change>> {
         match Target::parse(raw)? {
-            Target::Net(_) => Ok(vec![self.change(action, raw, audit)?]),
+            Target::Net(n) => Ok(vec![self.change_net(action, n, raw, audit)?]),
             Target::Localhost => Err(Error::Setup("'localhost' cannot be allowed or denied live".into())),
             Target::Domain(d) if d.starts_with("*.") => {
                 let tier = self.bundle.read_value(crate::bundle::layout::DNS_TIER)?.unwrap_or_default();
@@ -162,15 +163,6 @@ impl Container {
                     done.push(self.change_net(action, IpNet::host(a), raw, audit)?);
                 }
                 Ok(done)
-            }
-        }
-    }
-
-    fn change(&self, action: Action, raw: &str, audit: bool) -> Result<Change> {
-        match Target::parse(raw)? {
-            Target::Net(n) => self.change_net(action, n, raw, audit),
-            _ => {
-                Err(Error::Setup(format!("not an address or network: {}", terok_shield_policy::sanitize::quoted(raw))))
             }
         }
     }

@@ -79,8 +79,3 @@ impl Namespaces {
         }
     }
 }
-
-/// The current network namespace (to tell namespaces apart in tests and logs).
-pub fn current_net_ns() -> Option<String> {
-    std::fs::read_link("/proc/self/ns/net").ok().map(|p| p.display().to_string())
-}

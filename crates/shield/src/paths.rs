@@ -153,11 +153,6 @@ pub fn is_real_root() -> bool {
     effective_uid() == Some(0) && std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| is_initial_uid_map(&m))
 }
 
-/// True in the initial user namespace (whatever the uid).
-pub fn in_initial_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| is_initial_uid_map(&m))
-}
-
 fn is_initial_uid_map(map: &str) -> bool {
     let rows: Vec<Vec<&str>> =
         map.lines().map(|l| l.split_whitespace().collect()).filter(|r: &Vec<&str>| !r.is_empty()).collect();

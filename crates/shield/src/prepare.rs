@@ -14,7 +14,7 @@ use terok_shield_policy::{render_policy, Action, Entry, Target, Tier, TierSet};
 use terok_shield_ruleset::{ruleset_nft, NetFacts, Seeds};
 
 use crate::bundle::layout::*;
-use crate::bundle::policy::{policy_dir, read_tier, tier_path};
+use crate::bundle::policy::{policy_dir, read_tier};
 use crate::config::Config;
 use crate::dns::DnsTier;
 use crate::error::{Error, Result};
@@ -250,7 +250,6 @@ fn update_bundle(state_dir: &Path, files: &[(String, String)], stale: &[&str]) -
     for f in stale {
         let _ = std::fs::remove_file(state_dir.join(f));
     }
-    let _ = tier_path;
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! File names of a bundle and small readers for its one-value files.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use terok_shield_policy::IpNet;
 
@@ -62,9 +62,4 @@ impl Bundle {
             .map(|l| l.parse::<IpNet>().map_err(|e| Error::Setup(format!("{}: {e}", p.display()))))
             .collect()
     }
-}
-
-/// True when `path` is `dir` or lies below it (component-wise).
-pub fn is_under(path: &Path, dir: &Path) -> bool {
-    path.starts_with(dir)
 }

@@ -183,7 +183,7 @@ pub fn check_setup(env: &Env, ns_dir: &Path, running_version: &str, live: bool) 
         for tool in ["podman", "nft"] {
             if tools::find(tool).is_none() {
                 checks.push(SetupCheck::new(
-                    if tool == "nft" { "nft" } else { "podman" },
+                    tool,
                     SetupStatus::Missing,
                     format!("Host tool '{tool}' must be executable on PATH."),
                 ));
