@@ -117,7 +117,9 @@ as_user podman image exists "$IMAGE" || { say "importing $IMAGE ($TEST_USER)"; a
 podman network exists "$NETWORK" || { say "creating the dual-stack network $NETWORK"; podman network create --ipv6 --subnet 10.89.222.0/24 --subnet fd00:89:222::/64 "$NETWORK" >/dev/null; }
 
 # 5. Test hosts ----------------------------------------------------------------------------
-HOSTS_V4=(198.51.100.10 198.51.100.11 198.51.100.12 198.51.100.53 10.222.222.10)
+# 169.254.77.10 is one link-local test host (a /32, routed only to the test namespace) for
+# the hard-deny floor; nothing else of 169.254.0.0/16 is touched.
+HOSTS_V4=(198.51.100.10 198.51.100.11 198.51.100.12 198.51.100.53 10.222.222.10 169.254.77.10)
 HOSTS_V6=(2001:db8:100::10 2001:db8:100::11 2001:db8:100::53)
 if ! ip netns list | grep -qw "$NS"; then
     say "creating the test-host namespace $NS"
@@ -130,13 +132,14 @@ if ! ip netns list | grep -qw "$NS"; then
     ip addr add 2001:db8:ff00::1/64 dev tsh-host0 nodad
     ip -n "$NS" addr add 198.18.0.2/30 dev tsh-hosts0
     ip -n "$NS" addr add 2001:db8:ff00::2/64 dev tsh-hosts0 nodad
-    for a in "${HOSTS_V4[@]}"; do ip -n "$NS" addr add "$a/32" dev lo; done
-    for a in "${HOSTS_V6[@]}"; do ip -n "$NS" addr add "$a/128" dev lo nodad; done
     ip -n "$NS" route add default via 198.18.0.1
     ip -n "$NS" -6 route add default via 2001:db8:ff00::1
 fi
+for a in "${HOSTS_V4[@]}"; do ip -n "$NS" addr replace "$a/32" dev lo; done
+for a in "${HOSTS_V6[@]}"; do ip -n "$NS" addr replace "$a/128" dev lo nodad; done
 ip route replace 198.51.100.0/24 via 198.18.0.2
 ip route replace 10.222.222.0/24 via 198.18.0.2
+ip route replace 169.254.77.10/32 via 198.18.0.2
 ip -6 route replace 2001:db8:100::/64 via 2001:db8:ff00::2
 sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 
@@ -169,7 +172,7 @@ R
 # rootful and rootless and reaches a test host (no shield involved).
 for _ in $(seq 50); do busybox netstat -ltn 2>/dev/null | grep -q . && break; sleep 0.1; done
 page() { printf 'GET / HTTP/1.0\r\n\r\n' | busybox nc -w 3 "$1" 80 2>&1 | tail -n 1; }
-for h in 198.51.100.10 2001:db8:100::10 10.222.222.10; do
+for h in 198.51.100.10 2001:db8:100::10 10.222.222.10 169.254.77.10; do
     for _ in $(seq 30); do [ "$(page "$h")" = tshield-ok ] && break; sleep 0.1; done
     [ "$(page "$h")" = tshield-ok ] || die "test host $h does not answer HTTP"
 done

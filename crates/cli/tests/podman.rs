@@ -16,6 +16,8 @@ const ALLOWED_V6: &str = "2001:db8:100::10";
 const UNLISTED_V4: &str = "198.51.100.11";
 const UNLISTED_V6: &str = "2001:db8:100::11";
 const PRIVATE_V4: &str = "10.222.222.10";
+/// A link-local test host: the hard-deny floor, which only DISENGAGED lifts.
+const LINK_LOCAL_V4: &str = "169.254.77.10";
 
 /// The test environment, or `None` (with the reason printed) when it is not set up.
 struct Env {
@@ -854,8 +856,11 @@ fn postures(who: Who) {
         assert_eq!(h.shield(&["status", &name]).stdout, format!("{state}\n"), "{who:?} {args:?}");
         h.probe(&name, &format!("{who:?} {args:?}"), want);
     };
-    let all = |a: bool, u: bool, d: bool, p: bool| [(ALLOWED_V4, a), (UNLISTED_V4, u), (DENIED_V4, d), (PRIVATE_V4, p)];
+    let all = |a: bool, u: bool, d: bool, p: bool| {
+        [(ALLOWED_V4, a), (UNLISTED_V4, u), (DENIED_V4, d), (PRIVATE_V4, p), (LINK_LOCAL_V4, p)]
+    };
     step(&["down"], &format!("Shield down for {name}"), "down", &all(true, true, false, false));
+    // DISENGAGED passes the same probes: each refusal above was the shield's.
     step(
         &["down", "--disengage"],
         &format!("Shield down for {name} (disengaged)"),
