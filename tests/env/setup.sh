@@ -155,9 +155,15 @@ if ! alive "$RUN_DIR/echo.pid"; then
     ip netns exec "$NS" busybox nc -ll -p 7000 -e /bin/cat >/dev/null 2>&1 &
     echo $! > "$RUN_DIR/echo.pid"
 fi
+# Tests add their own names as hosts files in dns-hosts/ (read on change, so a test can
+# move a name to another address between two lookups).
+mkdir -p "$RUN_DIR/dns-hosts"
+if alive "$RUN_DIR/dnsmasq.pid" && ! tr '\0' ' ' < "/proc/$(cat "$RUN_DIR/dnsmasq.pid")/cmdline" | grep -q -- --hostsdir; then
+    kill "$(cat "$RUN_DIR/dnsmasq.pid")"; sleep 0.3
+fi
 if ! alive "$RUN_DIR/dnsmasq.pid"; then
-    # Test names: allowed/unlisted/private hosts, a name for each family, a rotating pair.
-    ip netns exec "$NS" dnsmasq --no-resolv --no-hosts --bind-interfaces \
+    # Test names: allowed/unlisted/denied/private hosts (each with its subdomains).
+    ip netns exec "$NS" dnsmasq --no-resolv --no-hosts --bind-interfaces --hostsdir="$RUN_DIR/dns-hosts" \
         --listen-address=198.51.100.53,2001:db8:100::53 --except-interface=tsh-hosts0 \
         --address=/allowed.shield.test/198.51.100.10 --address=/allowed.shield.test/2001:db8:100::10 \
         --address=/unlisted.shield.test/198.51.100.11 --address=/unlisted.shield.test/2001:db8:100::11 \
@@ -167,6 +173,20 @@ fi
 cat > "$RUN_DIR/resolv.conf" <<R
 nameserver 198.51.100.53
 R
+
+# Rootless podman keeps one user and mount namespace per user alive (its pause process), and
+# slirp4netns, started inside it, forwards container DNS to the resolv.conf it sees there.
+# Create that namespace where /etc/resolv.conf names the test DNS server, so the test user's
+# containers resolve through it (and never through the machine's own resolver).
+if ! as_user podman unshare cat /etc/resolv.conf 2>/dev/null | grep -q "^nameserver 198.51.100.53"; then
+    say "re-creating $TEST_USER's rootless podman namespace with the test resolver"
+    as_user podman system migrate >/dev/null 2>&1 || true
+    unshare -m sh -c 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"' sh "$RUN_DIR/resolv.conf" \
+        runuser -u "$TEST_USER" -- env -i HOME="$TEST_HOME" USER="$TEST_USER" PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+        XDG_RUNTIME_DIR="/run/user/$TEST_UID" podman unshare true
+    as_user podman unshare cat /etc/resolv.conf | grep -q "^nameserver 198.51.100.53" \
+        || die "$TEST_USER's rootless podman namespace does not see the test resolver"
+fi
 
 # Smoke checks: the test hosts answer HTTP and DNS from the host, and a test container runs
 # rootful and rootless and reaches a test host (no shield involved).

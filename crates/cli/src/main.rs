@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     let helper: Option<fn(&[String]) -> i32> = match argv.get(1).and_then(|a| a.to_str()) {
         Some(terok_shield::live::ELEMENT_HELPER) => Some(terok_shield::live::element_helper_main),
         Some(terok_shield::live::KILL_FLOWS_HELPER) => Some(terok_shield::live::kill_flows_main),
+        Some(terok_shield::live::DNSMASQ_HELPER) => Some(terok_shield::live::dnsmasq_helper_main),
         _ => None,
     };
     if let Some(helper) = helper {

@@ -177,6 +177,12 @@ impl Home {
         run(&mut self.cmd(&e.bin.join("terok-shield").display().to_string(), args))
     }
 
+    /// `terok-shield` with the test DNS server as the host's resolver ([`with_test_dns`]).
+    fn shield_with_test_dns(&self, args: &[&str]) -> Out {
+        let e = env().unwrap_or_else(|| unreachable!());
+        run(&mut with_test_dns(&self.cmd(&e.bin.join("terok-shield").display().to_string(), args)))
+    }
+
     fn podman(&self, args: &[&str]) -> Out {
         run(&mut self.cmd("podman", args))
     }
@@ -259,6 +265,18 @@ fn expect(stdout: &str, want: &[(&str, bool)], what: &str) {
 /// A shielded container for `who`: profile `lab` allowing `allowlist`, started detached
 /// with `workload`; `None` (skipped with a reason) when the test environment is missing.
 fn shielded(who: Who, tag: &str, allowlist: &[&str], workload: &[&str]) -> Option<(Home, String)> {
+    start_shielded(who, tag, allowlist, workload, false)
+}
+
+/// Like [`shielded`]; with `test_dns`, `run` (and so podman, slirp4netns and the upstream
+/// that prepare records) sees the test DNS server as the host's resolver.
+fn start_shielded(
+    who: Who,
+    tag: &str,
+    allowlist: &[&str],
+    workload: &[&str],
+    test_dns: bool,
+) -> Option<(Home, String)> {
     let e = env()?;
     ensure_setup(who);
     let h = Home::new(who);
@@ -266,7 +284,7 @@ fn shielded(who: Who, tag: &str, allowlist: &[&str], workload: &[&str]) -> Optio
     let name = format!("tsh-{tag}-{}-{:?}", std::process::id(), who).to_lowercase();
     let mut args = vec!["run", name.as_str(), "--profiles", "lab", "--", "-d", e.image.as_str()];
     args.extend(workload);
-    let out = h.shield(&args);
+    let out = if test_dns { h.shield_with_test_dns(&args) } else { h.shield(&args) };
     assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
     Some((h, name))
 }
@@ -970,8 +988,7 @@ fn with_test_dns(cmd: &Command) -> Command {
 
 fn live_domains(who: Who) {
     let Some((h, name)) = shielded(who, "dom", &[ALLOWED_V4], &["sleep", "600"]) else { return };
-    let bin = env().map(|e| e.bin.join("terok-shield").display().to_string()).unwrap_or_default();
-    let shield = |args: &[&str]| run(&mut with_test_dns(&h.cmd(&bin, args)));
+    let shield = |args: &[&str]| h.shield_with_test_dns(args);
     let out = shield(&["allow", &name, "unlisted.shield.test"]);
     assert_eq!(
         out.stdout,
@@ -988,7 +1005,12 @@ fn live_domains(who: Who) {
     );
     h.probe(&name, &format!("{who:?} after domain allow/deny"), &[(ALLOWED_V4, false), (UNLISTED_V4, true)]);
     let live = std::fs::read_to_string(h.state_dir(&name).join("policy/live")).unwrap_or_default();
-    assert_eq!(live, format!("+{UNLISTED_V4}\n+{UNLISTED_V6}\n-{ALLOWED_V4}\n-{ALLOWED_V6}\n"));
+    assert_eq!(
+        live,
+        format!(
+            "+{UNLISTED_V4}\n+{UNLISTED_V6}\n+unlisted.shield.test\n-{ALLOWED_V4}\n-{ALLOWED_V6}\n-allowed.shield.test\n"
+        )
+    );
     let before = bundle_snapshot(&h.state_dir(&name));
     let out = shield(&["allow", &name, "nothing.shield.test"]);
     assert_eq!((out.code, out.stderr.as_str()), (1, format!("Error: No IPs allowed for {name}\n").as_str()));
@@ -1055,4 +1077,94 @@ fn learned_addresses_survive_postures_but_denied_ones_do_not() {
     assert_eq!(h.shield(&["reset", &name]).code, 0);
     h.probe(&name, "after reset", &[(UNLISTED_V4, false), (ALLOWED_V4, true)]);
     h.podman(&["rm", "-f", &name]);
+}
+
+/// A name for this test alone in the test DNS server (tests/env/setup.sh reads
+/// /run/tshield-hosts/dns-hosts/ on every change), pointed at `addr`; written by rename so
+/// the server never reads half a file.
+fn test_name(name: &str, addr: &str) {
+    let dir = std::path::Path::new("/run/tshield-hosts/dns-hosts");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, format!("{addr} {name}\n")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::rename(&tmp, dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+    // The server reads it on inotify; wait until it answers with the new address.
+    for _ in 0..50 {
+        let out = run(Command::new("dig").args(["+short", "+time=1", "+tries=1", "@198.51.100.53", name, "A"]));
+        if out.stdout.trim() == addr {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the test DNS server does not answer {name} with {addr}");
+}
+
+/// Names on the live DNS tier, through the container's own dnsmasq and a test DNS server.
+fn dns_names(who: Who) {
+    let rot = format!("rot-{}-{who:?}.shield.test", std::process::id()).to_lowercase();
+    test_name(&rot, UNLISTED_V4);
+    let allow = ["allowed.shield.test", "private.shield.test", rot.as_str()];
+    let Some((h, name)) = start_shielded(who, "dns", &allow, &["sleep", "600"], true) else { return };
+    let tier = std::fs::read_to_string(h.state_dir(&name).join("dns.tier")).unwrap_or_default();
+    if tier.trim() != "dnsmasq-live" {
+        // dnsmasq-base on Debian 12 is built with nftset; anything else is a broken setup.
+        panic!("{who:?}: DNS tier {tier:?}, want dnsmasq-live");
+    }
+    h.probe(
+        &name,
+        &format!("{who:?} by name"),
+        &[
+            ("allowed.shield.test", true),
+            ("www.allowed.shield.test", true),
+            ("unlisted.shield.test", false),
+            ("private.shield.test", false),
+            (PRIVATE_V4, false),
+        ],
+    );
+    // The guarded answer never reached a set, and the container was told NXDOMAIN.
+    let rules = h.shield(&["rules", &name]).stdout;
+    assert!(!rules.contains(PRIVATE_V4), "{who:?}: a private answer reached a set: {rules}");
+    let lookup = h.podman(&["exec", &name, "nslookup", "private.shield.test"]);
+    assert!(lookup.stdout.contains("NXDOMAIN"), "{who:?}: {}", lookup.stdout);
+    // A name that moves to another address stays reachable.
+    h.probe(&name, &format!("{who:?} rotating, first address"), &[(rot.as_str(), true)]);
+    test_name(&rot, DENIED_V4);
+    h.probe(&name, &format!("{who:?} rotating, second address"), &[(rot.as_str(), true)]);
+    // A new name becomes reachable without a restart.
+    let out = h.shield_with_test_dns(&["allow", &name, "unlisted.shield.test"]);
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    h.probe(
+        &name,
+        &format!("{who:?} after allow"),
+        &[("unlisted.shield.test", true), ("www.unlisted.shield.test", true)],
+    );
+    // A denied domain is sinkholed: the container's resolver answers NXDOMAIN.
+    let out = h.shield_with_test_dns(&["deny", &name, "denied.shield.test"]);
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    let lookup = h.podman(&["exec", &name, "nslookup", "denied.shield.test"]);
+    assert!(lookup.stdout.contains("NXDOMAIN"), "{who:?}: {}", lookup.stdout);
+    h.probe(&name, &format!("{who:?} after deny"), &[("allowed.shield.test", true), (DENIED_V4, false)]);
+    let conf = std::fs::read_to_string(h.state_dir(&name).join("dnsmasq.conf")).unwrap_or_default();
+    assert!(conf.contains("local=/denied.shield.test/\n"), "{conf}");
+    assert!(conf.contains("nftset=/unlisted.shield.test/"), "{conf}");
+    // poststop reaps dnsmasq.
+    let pid = std::fs::read_to_string(h.state_dir(&name).join("dnsmasq.pid")).unwrap_or_default();
+    assert!(std::path::Path::new(&format!("/proc/{}", pid.trim())).exists(), "{who:?}: dnsmasq is not running");
+    h.podman(&["rm", "-f", &name]);
+    // podman runs poststop from its cleanup process, which may finish after `rm` returns.
+    let gone = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        !std::path::Path::new(&format!("/proc/{}", pid.trim())).exists()
+    });
+    assert!(gone, "{who:?}: dnsmasq outlived its container");
+    let _ = std::fs::remove_file(format!("/run/tshield-hosts/dns-hosts/{rot}"));
+}
+
+#[test]
+fn rootful_names_on_the_live_dns_tier() {
+    dns_names(Who::Root);
+}
+
+#[test]
+fn rootless_names_on_the_live_dns_tier() {
+    dns_names(Who::User);
 }

@@ -5,12 +5,14 @@
 //! * [`tiers`]: the authored tiers plus the live overlay, and the effective policy they yield.
 //! * [`overlay`]: last-writer-wins upserts into the live overlay.
 //! * [`profiles`]: profile-name validation and composition.
+//! * [`rebind`]: the ranges a DNS answer may not open.
 //! * [`names`]: container-name validation; [`sanitize`]: display-safe strings.
 
 pub mod grammar;
 pub mod names;
 pub mod overlay;
 pub mod profiles;
+pub mod rebind;
 pub mod sanitize;
 pub mod target;
 pub mod tiers;

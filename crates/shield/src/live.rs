@@ -11,8 +11,11 @@ use terok_shield_policy::{Action, Entry, IpNet, Target, Tier};
 use terok_shield_ruleset::constants::SetTier;
 use terok_shield_ruleset::{classify, NetFacts, Posture, Seeds, ShieldState};
 
-use crate::bundle::layout::Bundle;
-use crate::bundle::policy::{read_tier, write_tier};
+use terok_shield_policy::rebind::is_guarded;
+
+use crate::bundle::dns::{explicit_allows, refresh_dnsmasq_conf};
+use crate::bundle::layout::{Bundle, DNS_TIER, OVERRIDE_RESOLVED};
+use crate::bundle::policy::{read_tier, read_tiers, write_tier};
 use crate::container;
 use crate::error::{Error, Result};
 use crate::netns::Namespaces;
@@ -156,15 +159,57 @@ impl Container {
                 Err(Error::Setup(format!("'{d}': wildcard entries need live DNS resolution, which the {tier} tier does not do; name the hosts instead")))
             }
             Target::Domain(d) => {
-                let addresses = crate::dns::resolve::resolve(&d);
+                let exempt = explicit_allows(
+                    &read_tiers(&self.bundle.dir)?.effective(),
+                    &self.bundle.read_addresses(OVERRIDE_RESOLVED)?,
+                );
                 let mut done = Vec::new();
-                for a in addresses {
+                for a in crate::dns::resolve::resolve(&d) {
+                    if action == Action::Allow && is_guarded(a, &exempt) {
+                        eprintln!("Refused {a} for {d}: a DNS answer may not open a private, loopback, link-local or metadata address (allow the address or its range explicitly to permit it).");
+                        if audit {
+                            crate::audit::append(
+                                &self.bundle.dir,
+                                &self.name,
+                                "dns_rebind",
+                                Some(&a.to_string()),
+                                Some(&format!("domain={d}")),
+                            );
+                        }
+                        continue;
+                    }
                     // Each address as its own target; the audit row names the domain.
                     done.push(self.change_net(action, IpNet::host(a), raw, audit)?);
+                }
+                if !done.is_empty() {
+                    self.change_domain(action, d)?;
                 }
                 Ok(done)
             }
         }
+    }
+
+    /// On the dnsmasq tiers, record the domain itself in `policy/live` and restart the
+    /// container's dnsmasq with a regenerated configuration (an nftset line for an allow, a
+    /// sinkhole for a deny). The firewall is untouched meanwhile: the container is never
+    /// unshielded, it only waits for DNS for a moment.
+    fn change_domain(&self, action: Action, domain: String) -> Result<()> {
+        let _lock = lock_bundle(&self.bundle.dir)?;
+        let tier = self.bundle.read_value(DNS_TIER)?;
+        if tier.as_deref().and_then(crate::dns::DnsTier::parse).is_some_and(|t| !t.runs_dnsmasq()) {
+            return Ok(());
+        }
+        let mut overlay = read_tier(&self.bundle.dir, Tier::Live)?;
+        upsert(&mut overlay, Entry::new(action, Target::Domain(domain)));
+        write_tier(&self.bundle.dir, Tier::Live, &overlay)?;
+        if !refresh_dnsmasq_conf(&self.bundle)? {
+            return Ok(());
+        }
+        if let (Some(ns), Some(helper)) = (&self.namespaces, &self.helper) {
+            let dir = self.bundle.dir.display().to_string();
+            run_helper(ns, helper, [DNSMASQ_HELPER.to_string(), dir])?;
+        }
+        Ok(())
     }
 
     fn change_net(&self, action: Action, net: IpNet, raw: &str, audit: bool) -> Result<Change> {
@@ -259,6 +304,29 @@ fn run_helper(ns: &Namespaces, helper: &std::path::Path, args: impl IntoIterator
 pub const ELEMENT_HELPER: &str = "__set-element";
 /// The argv[1] that makes a binary run [`kill_flows_main`].
 pub const KILL_FLOWS_HELPER: &str = "__kill-flows";
+/// The argv[1] that makes a binary run [`dnsmasq_helper_main`].
+pub const DNSMASQ_HELPER: &str = "__dnsmasq-restart";
+
+/// `<binary> __dnsmasq-restart <state_dir>`, run inside a container's namespaces: stop its
+/// dnsmasq and start it again with the bundle's current configuration.
+pub fn dnsmasq_helper_main(args: &[String]) -> i32 {
+    let run = || -> Result<()> {
+        let [dir] = args else { return Err(Error::Setup("usage: __dnsmasq-restart <state_dir>".into())) };
+        let bundle = Bundle::new(dir);
+        if !bundle.dir.is_absolute() {
+            return Err(Error::Setup(format!("{dir}: not an absolute path")));
+        }
+        let binary = crate::dns::dnsmasq::launch_binary(&bundle, std::env::var_os("PATH").as_deref())?;
+        crate::dns::dnsmasq::restart(&bundle, &binary).map(|_| ())
+    };
+    match run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
 
 /// `<binary> __kill-flows [NET…]`, run inside a container's namespaces: delete the
 /// conntrack entries to those networks (all entries when none is given).

@@ -14,7 +14,7 @@ use terok_shield_policy::{render_policy, Action, Entry, Target, Tier, TierSet};
 use terok_shield_ruleset::{ruleset_nft, NetFacts, Seeds};
 
 use crate::bundle::layout::*;
-use crate::bundle::policy::{policy_dir, read_tier};
+use crate::bundle::policy::{policy_dir, policy_mtime, read_tier};
 use crate::config::Config;
 use crate::dns::DnsTier;
 use crate::error::{Error, Result};
@@ -22,7 +22,7 @@ use crate::paths::Env;
 use crate::podman::{self, NetworkMode};
 use crate::profiles::ProfileDirs;
 use crate::setup::{check_setup, require_ready};
-use crate::{audit, fsutil, tools, BUNDLE_VERSION};
+use crate::{audit, fsutil, BUNDLE_VERSION};
 
 /// What the caller asks for.
 #[derive(Debug, Clone, Default)]
@@ -82,49 +82,62 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
 
     let (net, facts) = network(ctx)?;
     let mut notes = Vec::new();
-    let tier = static_tier();
-    let effective = tiers.effective();
-    let domains: Vec<&str> = effective
-        .allow_domains()
-        .into_iter()
-        .chain(effective.deny_domains())
-        .chain(effective.override_domains())
-        .collect();
-    if !domains.is_empty() {
+    let parent = ctx.state_root.join("containers");
+    mkdir_700(&parent)?;
+    let parent = std::fs::canonicalize(&parent).map_err(|e| Error::io(&parent, e))?;
+    let state_dir = parent.join(state_dir.file_name().unwrap_or_default());
+    let probe_dir = if existing { &state_dir } else { &parent };
+    let detection = crate::dns::detect(ctx.config.dnsmasq_path.as_deref(), Some(probe_dir))?;
+    let tier = detection.tier;
+    if !tier.hint().is_empty() {
+        notes.push(format!("DNS tier {}: {}", tier.as_str(), tier.hint()));
+    }
+    if let Some(bin) = &detection.apparmor_blocked {
         notes.push(format!(
-            "{} domain entr{} not enforced yet (name resolution is not built yet; only addresses are): {}",
-            domains.len(),
-            if domains.len() == 1 { "y is" } else { "ies are" },
-            domains.join(", ")
+            "AppArmor keeps {} from reading {}: the DNS tier falls back to {}. See docs/apparmor.md for the profile addendum.",
+            bin.display(),
+            state_dir.display(),
+            tier.as_str()
         ));
     }
-    let seeds = Seeds {
-        t40_project_allow: effective.t40_seed(&[]),
-        t20_security_deny: effective.t20_seed(&[]),
-        t10_override: effective.t10_seed(&[]),
-    };
-
+    let effective = tiers.effective();
     let mut files: Vec<(String, String)> = Tier::ALL
         .iter()
         .filter(|t| **t != Tier::Live)
         .map(|t| (format!("policy/{}", t.file_name()), render_policy(tiers.get(*t))))
         .collect();
+    let policy_changed =
+        files.iter().any(|(f, text)| std::fs::read(state_dir.join(f)).map_or(true, |old| old != text.as_bytes()));
+    let dns = crate::bundle::dns::plan(&crate::bundle::dns::Inputs {
+        effective: &effective,
+        tier,
+        upstream: facts.dns,
+        state_dir: &state_dir,
+        host_cache_dir: &ctx.state_root.join("dns-cache"),
+        policy_mtime: if policy_changed { std::time::SystemTime::now() } else { policy_mtime(&state_dir) },
+        force: false,
+    })?;
+    notes.extend(dns.notes.iter().cloned());
+    let seeds = Seeds {
+        t40_project_allow: effective.t40_seed(&dns.resolved),
+        t20_security_deny: effective.t20_seed(&dns.deny_resolved),
+        t10_override: effective.t10_seed(&dns.override_resolved),
+    };
     let network_mode = match &net {
         Net::Rootless(m) => m.as_str(),
         Net::Rootful => "bridge",
     };
+    files.extend(dns.files.iter().cloned());
     files.extend([
         (UPSTREAM_DNS.to_string(), format!("{}\n", facts.dns)),
         (DNS_TIER.to_string(), format!("{}\n", tier.as_str())),
-        (DNSMASQ_COMMAND.to_string(), "\n".to_string()),
+        (DNSMASQ_COMMAND.to_string(), format!("{}\n", detection.dnsmasq_command.as_deref().unwrap_or(""))),
         (NETWORK_MODE.to_string(), format!("{network_mode}\n")),
         (LOOPBACK_PORTS.to_string(), String::new()),
-        (RESOLV_CONF.to_string(), format!("nameserver {}\noptions ndots:0\n", facts.dns)),
         (RULESET.to_string(), ruleset_nft(&facts, &seeds)),
     ]);
-    let stale = [RESOLVED_IPS, OVERRIDE_RESOLVED, DENY_RESOLVED, "dnsmasq.conf"];
     if existing {
-        update_bundle(&state_dir, &files, &stale)?;
+        update_bundle(&state_dir, &files, &dns.stale)?;
     } else {
         create_bundle(&state_dir, &files)?;
     }
@@ -137,18 +150,22 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
             None,
             Some(&format!("profiles={}", profile_names.join(","))),
         );
+        if let Some(bin) = &detection.apparmor_blocked {
+            let detail = format!("dnsmasq {} blocked by AppArmor in {}", bin.display(), state_dir.display());
+            audit::append(&state_dir, &req.container, "setup", None, Some(&detail));
+        }
+        for a in &dns.refused {
+            audit::append(
+                &state_dir,
+                &req.container,
+                "dns_rebind",
+                Some(&a.to_string()),
+                Some("refused at resolution"),
+            );
+        }
     }
     let flags = flags(&net, &state_dir, &req.container, &profile_names, ctx.config.audit_enabled, facts.dns, tier);
     Ok(Prepared { flags, state_dir, notes })
-}
-
-/// Without the DNS work, only the static tiers are honest: no dnsmasq runs.
-fn static_tier() -> DnsTier {
-    if tools::find("dig").is_some() || tools::find("drill").is_some() {
-        DnsTier::Lookup
-    } else {
-        DnsTier::Getent
-    }
 }
 
 fn network(ctx: &Context) -> Result<(Net, NetFacts)> {

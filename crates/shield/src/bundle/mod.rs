@@ -1,5 +1,6 @@
 //! The per-container state bundle (state-and-config.md §4).
 
+pub mod dns;
 pub mod layout;
 pub mod policy;
 pub mod seeds;

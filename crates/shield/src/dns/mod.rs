@@ -1,5 +1,8 @@
 //! DNS: how allowlisted domains reach the allow sets.
 
+pub mod cache;
+pub mod conf;
+pub mod dnsmasq;
 pub mod resolve;
 pub mod tier;
 

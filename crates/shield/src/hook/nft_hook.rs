@@ -7,8 +7,9 @@ use super::envboot::HookEnv;
 use super::log::HookLog;
 use super::oci_state::OciState;
 use super::{statedir, Stage};
-use crate::bundle::layout::{Bundle, CONTAINER_ID, RULESET};
+use crate::bundle::layout::{Bundle, CONTAINER_ID, DNSMASQ_CONF, RULESET};
 use crate::bundle::seeds;
+use crate::dns::dnsmasq::{self, Stopped};
 use crate::nft::Nft;
 use crate::{netns, tools, BUNDLE_VERSION};
 
@@ -22,9 +23,43 @@ pub fn run(stage: Stage, input: &[u8], env: &HookEnv, log: &mut HookLog) -> Resu
         Stage::CreateRuntime => create_runtime(&state, &bundle, env),
         Stage::Poststop => {
             crate::container::forget(&bundle);
+            stop_dnsmasq(&bundle, log);
             Ok(())
         }
     }
+}
+
+/// poststop: reap the container's dnsmasq. Never fails the stop (the container is gone).
+fn stop_dnsmasq(bundle: &Bundle, log: &mut HookLog) {
+    match dnsmasq::stop(bundle) {
+        Ok(Stopped::Stale(pid)) => {
+            log.write(&format!("poststop: stale dnsmasq pid file (pid {pid} recycled or gone) — removed"))
+        }
+        Ok(Stopped::Killed(pid)) => log.write(&format!("poststop: dnsmasq (pid {pid}) survived SIGTERM; killed")),
+        Ok(_) => {}
+        Err(e) => log.write(&format!("poststop: {e}")),
+    }
+}
+
+/// createRuntime, in the container's network namespace: start its dnsmasq when the bundle
+/// has a configuration (the dnsmasq tiers). Any failure fails the start.
+fn start_dnsmasq(bundle: &Bundle, env: &HookEnv) -> Result<(), String> {
+    let Ok(conf) = std::fs::read_to_string(bundle.path(DNSMASQ_CONF)) else { return Ok(()) };
+    if let Some(addr) = crate::dns::conf::listen_address(&conf).filter(|a| !a.is_loopback()) {
+        let ip = tools::find_in("ip", Some(&env.path)).ok_or("ip not found on PATH: install iproute2")?;
+        let cidr = format!("{addr}/{}", if addr.is_ipv4() { 32 } else { 128 });
+        let out = crate::exec::Cmd::new(&ip, std::time::Duration::from_secs(5))
+            .args(["addr", "add", &cidr, "dev", "lo"])
+            .clean_env(env.child_env())
+            .run()
+            .map_err(|e| e.to_string())?;
+        if out.status != 0 && !out.stderr.contains("File exists") {
+            return Err(format!("cannot add {cidr} to lo for dnsmasq: {}", crate::exec::one_line(&out.stderr)));
+        }
+    }
+    let binary = dnsmasq::launch_binary(bundle, Some(&env.path)).map_err(|e| e.to_string())?;
+    dnsmasq::start(bundle, &binary, Some(env.child_env())).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 fn create_runtime(state: &OciState, bundle: &Bundle, env: &HookEnv) -> Result<(), String> {
@@ -50,7 +85,7 @@ fn create_runtime(state: &OciState, bundle: &Bundle, env: &HookEnv) -> Result<()
     netns::enter_net_of(pid).map_err(|e| e.to_string())?;
     nft.load(table, &seeds, Posture::Up).map_err(|e| e.to_string())?;
     fail_fast();
-    Ok(())
+    start_dnsmasq(bundle, env)
 }
 
 /// Refused connections should fail at once with the shield's ICMP error, but the kernel

@@ -1,0 +1,185 @@
+//! The DNS files of a bundle (dns.md §3-§5): which names are resolved at launch, the
+//! address caches, the rebind guard over what a DNS answer may add, `dnsmasq.conf` and
+//! `resolv.conf`.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::time::SystemTime;
+
+use terok_shield_policy::rebind::{guarded_ranges, is_guarded};
+use terok_shield_policy::{Effective, IpNet, Target};
+
+use crate::bundle::layout::{
+    Bundle, DENY_RESOLVED, DNSMASQ_CONF, DNS_TIER, OVERRIDE_RESOLVED, RESOLVED_IPS, RESOLV_CONF, UPSTREAM_DNS,
+};
+use crate::bundle::policy::read_tiers;
+use crate::dns::cache::{self, Request};
+use crate::dns::conf::DnsmasqConf;
+use crate::dns::DnsTier;
+use crate::error::{Error, Result};
+
+/// Where dnsmasq listens inside the container.
+pub const DNSMASQ_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Inputs of a DNS plan.
+pub struct Inputs<'a> {
+    pub effective: &'a Effective,
+    pub tier: DnsTier,
+    pub upstream: IpAddr,
+    /// The bundle's final path (what dnsmasq.conf names), and where existing caches are.
+    pub state_dir: &'a Path,
+    pub host_cache_dir: &'a Path,
+    /// The newest policy file: caches older than it are stale.
+    pub policy_mtime: SystemTime,
+    pub force: bool,
+}
+
+/// What a bundle's DNS side is: the files to write, the caches to remove, the addresses
+/// resolved for each tier, and the answers the rebind guard refused.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub files: Vec<(String, String)>,
+    pub stale: Vec<&'static str>,
+    pub resolved: Vec<IpNet>,
+    pub override_resolved: Vec<IpNet>,
+    pub deny_resolved: Vec<IpNet>,
+    /// Addresses DNS answers named inside a guarded range (the rebind guard refused them).
+    pub refused: Vec<IpAddr>,
+    pub notes: Vec<String>,
+}
+
+/// The operator's explicit allows: what may lie in a guarded range.
+pub fn explicit_allows(effective: &Effective, override_resolved: &[IpNet]) -> Vec<IpNet> {
+    effective
+        .allows
+        .iter()
+        .chain(&effective.overrides)
+        .filter_map(Target::as_net)
+        .chain(override_resolved.iter().copied())
+        .collect()
+}
+
+pub fn plan(i: &Inputs) -> Result<Plan> {
+    let e = i.effective;
+    let mut p = Plan::default();
+    if !i.tier.live() {
+        let wild = e.wildcard_domains();
+        if !wild.is_empty() {
+            return Err(Error::Setup(format!(
+                "wildcard entries need live DNS resolution, which the {} tier does not do: {}. Drop the wildcards or install a dnsmasq built with nftset.",
+                i.tier.as_str(),
+                wild.join(", ")
+            )));
+        }
+    }
+    let side = |entries: Vec<&Target>, file: &str, what: &str| -> Result<Vec<IpNet>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cache_file = i.state_dir.join(file);
+        let req = Request {
+            entries: &entries,
+            cache_file: &cache_file,
+            source_mtime: i.policy_mtime,
+            host_cache_dir: i.host_cache_dir,
+            force: i.force,
+            what,
+        };
+        cache::resolve(&req, &crate::dns::resolve::resolve)
+    };
+    let overrides: Vec<&Target> = e.overrides.iter().filter(|t| **t != Target::Localhost).collect();
+    p.override_resolved = side(overrides, OVERRIDE_RESOLVED, "override")?;
+    let denies: Vec<&Target> = e.denies.iter().filter(|t| **t != Target::Localhost).collect();
+    p.deny_resolved = side(denies, DENY_RESOLVED, "denylist")?;
+    if !i.tier.live() {
+        let all = side(e.allow_targets(), RESOLVED_IPS, "allowlist")?;
+        let exempt = explicit_allows(e, &p.override_resolved);
+        let literals: Vec<IpNet> = e.allow_targets().iter().filter_map(|t| t.as_net()).collect();
+        for n in all {
+            if !literals.contains(&n) && is_guarded(n.addr(), &exempt) {
+                p.refused.push(n.addr());
+            } else {
+                p.resolved.push(n);
+            }
+        }
+    }
+    for (file, list) in
+        [(RESOLVED_IPS, &p.resolved), (OVERRIDE_RESOLVED, &p.override_resolved), (DENY_RESOLVED, &p.deny_resolved)]
+    {
+        let produced = (file == RESOLVED_IPS && !i.tier.live()) || !list.is_empty();
+        if produced {
+            p.files.push((file.to_string(), list.iter().map(|a| format!("{a}\n")).collect()));
+        } else {
+            p.stale.push(file);
+        }
+    }
+    for a in &p.refused {
+        p.notes.push(format!(
+            "Refused {a}: a DNS answer may not open a private, loopback, link-local or metadata address (allow the address or its range explicitly to permit it)."
+        ));
+    }
+    let nameserver = if i.tier.runs_dnsmasq() {
+        p.files.push((
+            DNSMASQ_CONF.to_string(),
+            dnsmasq_conf(i.effective, i.tier, i.upstream, i.state_dir, &p.override_resolved)?,
+        ));
+        DNSMASQ_BIND
+    } else {
+        p.stale.extend([DNSMASQ_CONF, "dnsmasq.pid", "dnsmasq.log", "dnsmasq.bin"]);
+        i.upstream
+    };
+    p.files.push((RESOLV_CONF.to_string(), format!("nameserver {nameserver}\noptions ndots:0\n")));
+    Ok(p)
+}
+
+/// `dnsmasq.conf` for a bundle at `state_dir` (its final path: dnsmasq is recognised by it).
+pub fn dnsmasq_conf(
+    e: &Effective,
+    tier: DnsTier,
+    upstream: IpAddr,
+    state_dir: &Path,
+    override_resolved: &[IpNet],
+) -> Result<String> {
+    let sd = state_dir.display().to_string();
+    if sd.chars().any(char::is_control) {
+        return Err(Error::Setup(format!("state dir {} holds control characters", sd.escape_debug())));
+    }
+    let ranges = guarded_ranges(&explicit_allows(e, override_resolved));
+    let rendered = DnsmasqConf {
+        generator_pid: std::process::id(),
+        bind: DNSMASQ_BIND,
+        upstream,
+        state_dir,
+        live: tier.live(),
+        allow_domains: &e.allow_domains(),
+        deny_domains: &e.deny_domains(),
+        override_domains: &e.override_domains(),
+        refused_ranges: &ranges,
+    }
+    .render();
+    for d in rendered.skipped {
+        eprintln!(
+            "Warning [shield]: {} cannot be followed by dnsmasq (not a plain domain name); skipped",
+            terok_shield_policy::sanitize::quoted(&d)
+        );
+    }
+    Ok(rendered.text)
+}
+
+/// Regenerate an existing bundle's `dnsmasq.conf` from its policy files (after a live
+/// domain allow or deny). Returns false when the bundle's tier runs no dnsmasq.
+pub fn refresh_dnsmasq_conf(bundle: &Bundle) -> Result<bool> {
+    let tier = bundle.read_value(DNS_TIER)?.as_deref().and_then(DnsTier::parse);
+    if !tier.is_some_and(DnsTier::runs_dnsmasq) {
+        return Ok(false);
+    }
+    let tier = tier.unwrap_or(DnsTier::DnsmasqLive);
+    let upstream: IpAddr = bundle
+        .read_value(UPSTREAM_DNS)?
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::Setup("Cannot reload dnsmasq: upstream DNS not persisted in state".into()))?;
+    let effective = read_tiers(&bundle.dir)?.effective();
+    let text = dnsmasq_conf(&effective, tier, upstream, &bundle.dir, &bundle.read_addresses(OVERRIDE_RESOLVED)?)?;
+    crate::fsutil::write_atomic(&bundle.path(DNSMASQ_CONF), text.as_bytes(), 0o600)?;
+    Ok(true)
+}
