@@ -120,6 +120,14 @@ pub enum Verb {
         /// Container name
         container: String,
     },
+    /// Resolve the default profiles' names for a container and cache the addresses
+    Resolve {
+        /// Container name
+        container: String,
+        /// Ignore the caches
+        #[arg(long)]
+        force: bool,
+    },
     /// List available shield profiles
     Profiles,
     /// Check podman environment for compatibility issues

@@ -121,6 +121,21 @@ impl Home {
         }
     }
 
+    /// Write `rel` under the home, owned by whoever runs the test.
+    fn file(&self, rel: &str, text: &str, mode: u32) {
+        let path = self.dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap_or_else(|e| panic!("{e}"));
+        if self.who == Who::User {
+            let e = env().unwrap_or_else(|| unreachable!());
+            let top = rel.split('/').next().unwrap_or(rel);
+            run(Command::new("chown").args(["-R", &format!("{}:", e.user), &self.dir.join(top).display().to_string()]));
+        }
+    }
+
     fn profile(&self, name: &str, text: &str) {
         let p = format!("config/profiles/{name}.txt");
         self.sh(&format!("mkdir -p config/profiles && printf '%s' '{text}' > {p}"));
@@ -265,7 +280,7 @@ fn expect(stdout: &str, want: &[(&str, bool)], what: &str) {
 /// A shielded container for `who`: profile `lab` allowing `allowlist`, started detached
 /// with `workload`; `None` (skipped with a reason) when the test environment is missing.
 fn shielded(who: Who, tag: &str, allowlist: &[&str], workload: &[&str]) -> Option<(Home, String)> {
-    start_shielded(who, tag, allowlist, workload, false)
+    start_shielded(who, tag, allowlist, workload, false, None)
 }
 
 /// Like [`shielded`]; with `test_dns`, `run` (and so podman, slirp4netns and the upstream
@@ -276,10 +291,14 @@ fn start_shielded(
     allowlist: &[&str],
     workload: &[&str],
     test_dns: bool,
+    config_yml: Option<&str>,
 ) -> Option<(Home, String)> {
     let e = env()?;
     ensure_setup(who);
     let h = Home::new(who);
+    if let Some(text) = config_yml {
+        h.file("config/config.yml", text, 0o600);
+    }
     h.profile("lab", &allowlist.iter().map(|a| format!("+{a}\n")).collect::<String>());
     let name = format!("tsh-{tag}-{}-{:?}", std::process::id(), who).to_lowercase();
     let mut args = vec!["run", name.as_str(), "--profiles", "lab", "--", "-d", e.image.as_str()];
@@ -1103,7 +1122,7 @@ fn dns_names(who: Who) {
     let rot = format!("rot-{}-{who:?}.shield.test", std::process::id()).to_lowercase();
     test_name(&rot, UNLISTED_V4);
     let allow = ["allowed.shield.test", "private.shield.test", rot.as_str()];
-    let Some((h, name)) = start_shielded(who, "dns", &allow, &["sleep", "600"], true) else { return };
+    let Some((h, name)) = start_shielded(who, "dns", &allow, &["sleep", "600"], true, None) else { return };
     let tier = std::fs::read_to_string(h.state_dir(&name).join("dns.tier")).unwrap_or_default();
     if tier.trim() != "dnsmasq-live" {
         // dnsmasq-base on Debian 12 is built with nftset; anything else is a broken setup.
@@ -1167,4 +1186,89 @@ fn rootful_names_on_the_live_dns_tier() {
 #[test]
 fn rootless_names_on_the_live_dns_tier() {
     dns_names(Who::User);
+}
+
+/// A dnsmasq whose `--version` lacks nftset: the dnsmasq-static tier.
+const NO_NFTSET_DNSMASQ: &str = "#!/bin/bash\nif [ \"$1\" = --version ]; then /usr/sbin/dnsmasq --version | sed 's/ nftset/ no-nftset/'; exit; fi\nexec -a \"$0\" /usr/sbin/dnsmasq \"$@\"\n";
+/// A dnsmasq that AppArmor keeps out of the state dir (its probe fails with "Permission
+/// denied"): the lookup tier.
+const CONFINED_DNSMASQ: &str = "#!/bin/bash\ncase \"$*\" in *--test*) echo 'dnsmasq: cannot read probe: Permission denied' >&2; exit 1;; esac\nexec -a \"$0\" /usr/sbin/dnsmasq \"$@\"\n";
+
+/// The static tiers: names resolved at launch (through the test DNS server), the rebind
+/// guard over those answers, the tier hints, `resolve`, and the wildcard refusal.
+fn static_tiers(who: Who, tier: &str, wrapper: &str) {
+    let Some(e) = env() else { return };
+    ensure_setup(who);
+    let h = Home::new(who);
+    h.file("bin/dnsmasq", wrapper, 0o755);
+    let config = format!("dnsmasq_path: {}\ndefault_profiles: [lab]\n", h.dir.join("bin/dnsmasq").display());
+    h.file("config/config.yml", &config, 0o600);
+    h.profile("lab", "+allowed.shield.test\n+private.shield.test\n");
+    let name = format!("tsh-{tier}-{}-{who:?}", std::process::id()).to_lowercase();
+    let out = h.shield_with_test_dns(&["run", &name, "--", "-d", &e.image, "sleep", "600"]);
+    assert_eq!(out.code, 0, "{who:?} {tier}: {}", out.stderr);
+    assert!(out.stderr.contains(&format!("DNS tier {tier}: ")), "{who:?}: no tier hint: {}", out.stderr);
+    assert!(out.stderr.contains(&format!("Refused {PRIVATE_V4}: ")), "{who:?}: {}", out.stderr);
+    let dir = h.state_dir(&name);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    assert_eq!(read("dns.tier"), format!("{tier}\n"));
+    assert_eq!(read("resolved.ips"), format!("{ALLOWED_V4}\n{ALLOWED_V6}\n"), "{who:?} {tier}");
+    let audit = read("audit.jsonl");
+    assert!(audit.contains(&format!("\"action\":\"dns_rebind\",\"dest\":\"{PRIVATE_V4}\"")), "{audit}");
+    h.probe(
+        &name,
+        &format!("{who:?} {tier}"),
+        &[("allowed.shield.test", true), ("unlisted.shield.test", false), ("private.shield.test", false)],
+    );
+    if tier == "lookup" {
+        assert!(out.stderr.contains("AppArmor keeps"), "{who:?}: {}", out.stderr);
+        assert!(audit.contains("blocked by AppArmor"), "{audit}");
+        assert!(!dir.join("dnsmasq.conf").exists(), "{who:?}: the lookup tier runs no dnsmasq");
+        assert!(!read("resolv.conf").contains("127.0.0.1"), "{}", read("resolv.conf"));
+    } else {
+        // dnsmasq serves and sinkholes on the static tier too.
+        assert_eq!(read("resolv.conf"), "nameserver 127.0.0.1\noptions ndots:0\n");
+        assert!(!read("dnsmasq.conf").contains("nftset"), "{}", read("dnsmasq.conf"));
+        let out = h.shield_with_test_dns(&["deny", &name, "denied.shield.test"]);
+        assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+        let lookup = h.podman(&["exec", &name, "nslookup", "denied.shield.test"]);
+        assert!(lookup.stdout.contains("NXDOMAIN"), "{who:?}: {}", lookup.stdout);
+    }
+    // `resolve` re-resolves the default profiles into the bundle's cache.
+    let out = h.shield_with_test_dns(&["resolve", &name, "--force"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, format!("Resolved 2 IPs for {name} (forced)\n  {ALLOWED_V4}\n  {ALLOWED_V6}\n").as_str()),
+        "{}",
+        out.stderr
+    );
+    // Wildcards need the live tier: refused, and nothing is written.
+    h.profile("wild", "+*.shield.test\n");
+    let other = format!("{name}-w");
+    let out = h.shield_with_test_dns(&["prepare", &other, "--profiles", "wild"]);
+    assert_eq!(out.code, 1, "{who:?}: {}", out.stdout);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "Error: wildcard entries need live DNS resolution, which the {tier} tier does not do: *.shield.test."
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!h.state_dir(&other).exists());
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_dnsmasq_static_tier() {
+    static_tiers(Who::Root, "dnsmasq-static", NO_NFTSET_DNSMASQ);
+}
+
+#[test]
+fn rootless_dnsmasq_static_tier() {
+    static_tiers(Who::User, "dnsmasq-static", NO_NFTSET_DNSMASQ);
+}
+
+#[test]
+fn rootless_lookup_tier_when_apparmor_confines_dnsmasq() {
+    static_tiers(Who::User, "lookup", CONFINED_DNSMASQ);
 }

@@ -166,7 +166,7 @@ impl Container {
                 let mut done = Vec::new();
                 for a in crate::dns::resolve::resolve(&d) {
                     if action == Action::Allow && is_guarded(a, &exempt) {
-                        eprintln!("Refused {a} for {d}: a DNS answer may not open a private, loopback, link-local or metadata address (allow the address or its range explicitly to permit it).");
+                        eprintln!("{}", crate::bundle::dns::refused_note(a, Some(&d)));
                         if audit {
                             crate::audit::append(
                                 &self.bundle.dir,

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use terok_shield_policy::names::validate_container_name;
-use terok_shield_policy::{render_policy, Action, Entry, Target, Tier, TierSet};
+use terok_shield_policy::{render_policy, Action, Entry, IpNet, Target, Tier, TierSet};
 use terok_shield_ruleset::{ruleset_nft, NetFacts, Seeds};
 
 use crate::bundle::layout::*;
@@ -166,6 +166,39 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
     }
     let flags = flags(&net, &state_dir, &req.container, &profile_names, ctx.config.audit_enabled, facts.dns, tier);
     Ok(Prepared { flags, state_dir, notes })
+}
+
+/// `resolve CONTAINER [--force]` (cli.md §5): compose the default profiles into the bundle's
+/// `40-project-allow` and resolve the allow targets into `resolved.ips` (the rebind guard
+/// applies). `--force` bypasses both caches. Returns the addresses and the refused ones.
+pub fn resolve(ctx: &Context, container: &str, force: bool) -> Result<(Vec<IpNet>, Vec<IpAddr>)> {
+    validate_container_name(container)?;
+    let entries = ctx.profiles.compose(&ctx.config.default_profiles)?;
+    if entries.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let state_dir = crate::paths::container_dir(ctx.state_root, container);
+    crate::bundle::policy::ensure_dirs(&state_dir)?;
+    let _lock = lock_bundle(&state_dir)?;
+    crate::bundle::policy::write_tier(&state_dir, Tier::ProjectAllow, &entries)?;
+    let tiers = crate::bundle::policy::read_tiers(&state_dir)?;
+    let effective = tiers.effective();
+    let targets = effective.allow_targets();
+    let cache_file = state_dir.join(RESOLVED_IPS);
+    let host_cache_dir = ctx.state_root.join("dns-cache");
+    let req = crate::dns::cache::Request {
+        entries: &targets,
+        cache_file: &cache_file,
+        source_mtime: policy_mtime(&state_dir),
+        host_cache_dir: &host_cache_dir,
+        force,
+        what: "allowlist",
+    };
+    let all = crate::dns::cache::resolve(&req, &crate::dns::resolve::resolve)?;
+    let override_resolved = crate::bundle::Bundle::new(&state_dir).read_addresses(OVERRIDE_RESOLVED)?;
+    let (kept, refused) = crate::bundle::dns::rebind_guard(&effective, all, &override_resolved);
+    crate::dns::cache::write(&cache_file, &kept)?;
+    Ok((kept, refused))
 }
 
 fn network(ctx: &Context) -> Result<(Net, NetFacts)> {

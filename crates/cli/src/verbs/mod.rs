@@ -36,6 +36,7 @@ pub fn dispatch(inv: Invocation) -> CliResult {
         Verb::Reset { container } => live::reset(&ctx, &container),
         Verb::Quarantine { container } => live::quarantine(&ctx, &container),
         Verb::Profiles => profiles::run(&ctx),
+        Verb::Resolve { container, force } => prepare::resolve(&ctx, &container, force),
         Verb::CheckEnvironment { json } => check_environment::run(&ctx, json),
         Verb::Preview { down, disengage, profiles, allow, deny } => {
             preview::run(&ctx, preview::Request { down, disengage, profiles, allow, deny })

@@ -28,6 +28,28 @@ fn build(ctx: &Context, container: &str, profiles: Option<&str>) -> CliResult<Pr
     Ok(prepared)
 }
 
+/// `resolve CONTAINER [--force]`.
+pub fn resolve(ctx: &Context, container: &str, force: bool) -> CliResult {
+    let ns_dir = ctx.namespace_dir()?;
+    let dirs = ctx.profile_dirs();
+    let pctx = PrepareContext {
+        env: &ctx.env,
+        state_root: &ctx.state_root,
+        ns_dir: &ns_dir,
+        config: &ctx.config,
+        profiles: &dirs,
+    };
+    let (addrs, refused) = terok_shield::prepare::resolve(&pctx, container, force)?;
+    for a in refused {
+        eprintln!("{}", terok_shield::bundle::dns::refused_note(a, None));
+    }
+    let mut out = format!("Resolved {} IPs for {container}{}\n", addrs.len(), if force { " (forced)" } else { "" });
+    for a in addrs {
+        out.push_str(&format!("  {a}\n"));
+    }
+    output::print(&out)
+}
+
 pub fn prepare(ctx: &Context, container: &str, profiles: Option<&str>, json: bool) -> CliResult {
     let mut flags = build(ctx, container, profiles)?.flags;
     flags.extend(["--name".to_string(), container.to_string()]);

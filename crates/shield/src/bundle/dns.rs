@@ -59,6 +59,29 @@ pub fn explicit_allows(effective: &Effective, override_resolved: &[IpNet]) -> Ve
         .collect()
 }
 
+/// Split resolved allow addresses into those kept and those the rebind guard refuses: an
+/// address a DNS answer named inside a guarded range that no explicit allow covers. The
+/// allowlist's own address literals are always kept.
+pub fn rebind_guard(e: &Effective, resolved: Vec<IpNet>, override_resolved: &[IpNet]) -> (Vec<IpNet>, Vec<IpAddr>) {
+    let exempt = explicit_allows(e, override_resolved);
+    let literals: Vec<IpNet> = e.allow_targets().iter().filter_map(|t| t.as_net()).collect();
+    let (mut kept, mut refused) = (Vec::new(), Vec::new());
+    for n in resolved {
+        if !literals.contains(&n) && is_guarded(n.addr(), &exempt) {
+            refused.push(n.addr());
+        } else {
+            kept.push(n);
+        }
+    }
+    (kept, refused)
+}
+
+/// What the operator is told of an answer the rebind guard refused.
+pub fn refused_note(addr: IpAddr, domain: Option<&str>) -> String {
+    let of = domain.map(|d| format!(" for {}", terok_shield_policy::sanitize::quoted(d))).unwrap_or_default();
+    format!("Refused {addr}{of}: a DNS answer may not open a private, loopback, link-local or metadata address (allow the address or its range explicitly to permit it).")
+}
+
 pub fn plan(i: &Inputs) -> Result<Plan> {
     let e = i.effective;
     let mut p = Plan::default();
@@ -93,15 +116,7 @@ pub fn plan(i: &Inputs) -> Result<Plan> {
     p.deny_resolved = side(denies, DENY_RESOLVED, "denylist")?;
     if !i.tier.live() {
         let all = side(e.allow_targets(), RESOLVED_IPS, "allowlist")?;
-        let exempt = explicit_allows(e, &p.override_resolved);
-        let literals: Vec<IpNet> = e.allow_targets().iter().filter_map(|t| t.as_net()).collect();
-        for n in all {
-            if !literals.contains(&n) && is_guarded(n.addr(), &exempt) {
-                p.refused.push(n.addr());
-            } else {
-                p.resolved.push(n);
-            }
-        }
+        (p.resolved, p.refused) = rebind_guard(e, all, &p.override_resolved);
     }
     for (file, list) in
         [(RESOLVED_IPS, &p.resolved), (OVERRIDE_RESOLVED, &p.override_resolved), (DENY_RESOLVED, &p.deny_resolved)]
@@ -113,11 +128,7 @@ pub fn plan(i: &Inputs) -> Result<Plan> {
             p.stale.push(file);
         }
     }
-    for a in &p.refused {
-        p.notes.push(format!(
-            "Refused {a}: a DNS answer may not open a private, loopback, link-local or metadata address (allow the address or its range explicitly to permit it)."
-        ));
-    }
+    p.notes.extend(p.refused.iter().map(|a| refused_note(*a, None)));
     let nameserver = if i.tier.runs_dnsmasq() {
         p.files.push((
             DNSMASQ_CONF.to_string(),

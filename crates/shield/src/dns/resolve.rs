@@ -43,15 +43,18 @@ fn getent(domain: &str) -> Vec<IpAddr> {
     let mut v = Vec::new();
     for db in ["ahostsv4", "ahostsv6"] {
         if let Ok(o) = exec::run(&getent, &[db, domain], TIMEOUT) {
-            v.extend(
-                o.stdout
-                    .lines()
-                    .filter(|l| l.split_whitespace().nth(1) == Some("STREAM"))
-                    .filter_map(|l| l.split_whitespace().next()?.parse::<IpAddr>().ok()),
-            );
+            v.extend(getent_addresses(&o.stdout));
         }
     }
     v
+}
+
+/// First-column addresses of `getent ahosts*` lines whose socket type is `STREAM`.
+fn getent_addresses(text: &str) -> Vec<IpAddr> {
+    text.lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("STREAM"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
 }
 
 /// Lines that are exactly an address (dig prints CNAME targets too).
@@ -62,6 +65,12 @@ fn addresses(text: &str) -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn getent_keeps_stream_lines() {
+        let text = "198.51.100.10   STREAM allowed.shield.test\n198.51.100.10   DGRAM  \n198.51.100.10   RAW    \nbogus STREAM x\n";
+        assert_eq!(getent_addresses(text), ["198.51.100.10".parse::<IpAddr>().unwrap_or_else(|_| unreachable!())]);
+    }
 
     #[test]
     fn only_addresses_count() {
