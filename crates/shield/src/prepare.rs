@@ -194,7 +194,7 @@ pub fn resolve(ctx: &Context, container: &str, force: bool) -> Result<(Vec<IpNet
         force,
         what: "allowlist",
     };
-    let all = crate::dns::cache::resolve(&req, &crate::dns::resolve::resolve)?;
+    let all = crate::dns::cache::resolve(&req, &crate::dns::cache::HOST)?;
     let override_resolved = crate::bundle::Bundle::new(&state_dir).read_addresses(OVERRIDE_RESOLVED)?;
     let (kept, refused) = crate::bundle::dns::rebind_guard(&effective, all, &override_resolved);
     crate::dns::cache::write(&cache_file, &kept)?;

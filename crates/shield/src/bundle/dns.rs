@@ -108,7 +108,7 @@ pub fn plan(i: &Inputs) -> Result<Plan> {
             force: i.force,
             what,
         };
-        cache::resolve(&req, &crate::dns::resolve::resolve)
+        cache::resolve(&req, &cache::HOST)
     };
     let overrides: Vec<&Target> = e.overrides.iter().filter(|t| **t != Target::Localhost).collect();
     p.override_resolved = side(overrides, OVERRIDE_RESOLVED, "override")?;

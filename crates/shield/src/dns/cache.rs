@@ -36,10 +36,23 @@ pub struct Request<'a> {
     pub what: &'a str,
 }
 
+/// Many names at once; `None` for a name left unanswered.
+pub type Bulk = dyn Fn(&[&str]) -> Vec<Option<Vec<IpAddr>>> + Sync;
+
+/// How names are looked up: many at once, then one by one what that left.
+pub struct Lookup<'a> {
+    pub bulk: Option<&'a Bulk>,
+    pub one: &'a (dyn Fn(&str) -> Vec<IpAddr> + Sync),
+}
+
+/// The host's resolver: its nameserver directly, then dig/drill/getent.
+pub const HOST: Lookup<'static> =
+    Lookup { bulk: Some(&crate::dns::resolve::resolve_all), one: &crate::dns::resolve::with_tools };
+
 /// Resolve `req.entries`: the container's cache when fresh, else the host cache when fresh,
 /// else the resolver. Returns the addresses in order (literals first), unfiltered; the
 /// caller writes what it keeps.
-pub fn resolve(req: &Request, lookup: &(dyn Fn(&str) -> Vec<IpAddr> + Sync)) -> Result<Vec<IpNet>> {
+pub fn resolve(req: &Request, lookup: &Lookup) -> Result<Vec<IpNet>> {
     let fresh = |p: &Path, min_mtime: SystemTime| {
         std::fs::metadata(p)
             .and_then(|m| m.modified())
@@ -69,11 +82,7 @@ pub fn resolve(req: &Request, lookup: &(dyn Fn(&str) -> Vec<IpAddr> + Sync)) -> 
 
 /// Resolve each domain (16 at a time); a domain with no address is reported on stderr.
 /// Returns `(domain, addresses)` in input order.
-pub fn resolve_domains(
-    domains: &[&str],
-    what: &str,
-    lookup: &(dyn Fn(&str) -> Vec<IpAddr> + Sync),
-) -> Vec<(String, Vec<IpAddr>)> {
+pub fn resolve_domains(domains: &[&str], what: &str, lookup: &Lookup) -> Vec<(String, Vec<IpAddr>)> {
     if domains.is_empty() {
         return Vec::new();
     }
@@ -81,15 +90,22 @@ pub fn resolve_domains(
     let n = domains.len();
     eprintln!("Resolving {n} {what} names, up to {} s.", n.div_ceil(PARALLEL) * 4);
     let tty = std::io::stderr().is_terminal();
+    let first: Vec<Option<Vec<IpAddr>>> = match lookup.bulk {
+        Some(bulk) => bulk(domains).into_iter().map(|r| r.filter(|a| !a.is_empty())).collect(),
+        None => vec![None; n],
+    };
     let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Vec<IpAddr>>>> = Mutex::new(vec![None; n]);
+    let done = AtomicUsize::new(first.iter().filter(|r| r.is_some()).count());
+    let results: Mutex<Vec<Option<Vec<IpAddr>>>> = Mutex::new(first);
     std::thread::scope(|s| {
         for _ in 0..PARALLEL.min(n) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(d) = domains.get(i) else { break };
-                let got = lookup(d);
+                if results.lock().is_ok_and(|r| r[i].is_some()) {
+                    continue;
+                }
+                let got = (lookup.one)(d);
                 if let Ok(mut r) = results.lock() {
                     r[i] = Some(got);
                 }
@@ -177,6 +193,7 @@ mod tests {
             force: false,
             what: "allowlist",
         };
+        let lookup = Lookup { bulk: None, one: &lookup };
         let got: Vec<String> = resolve(&req, &lookup).unwrap_or_default().iter().map(IpNet::to_string).collect();
         assert_eq!(got, ["198.51.100.1", "198.51.100.10", "2001:db8::1"]);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
@@ -211,7 +228,8 @@ mod tests {
             force: false,
             what: "allowlist",
         };
-        assert_eq!(resolve(&req, &|_| Vec::new()).map(|v| v.len()).ok(), Some(0));
+        let nothing = Lookup { bulk: None, one: &|_| Vec::new() };
+        assert_eq!(resolve(&req, &nothing).map(|v| v.len()).ok(), Some(0));
         assert!(!host_cache_file(&host, &refs).exists());
     }
 
@@ -221,16 +239,26 @@ mod tests {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let (now, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let started = Instant::now();
-        let out = resolve_domains(&refs, "allowlist", &|_| {
+        let one = |_: &str| {
             let k = now.fetch_add(1, Ordering::SeqCst) + 1;
             peak.fetch_max(k, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(100));
             now.fetch_sub(1, Ordering::SeqCst);
             vec!["198.51.100.1".parse().unwrap_or_else(|_| unreachable!())]
-        });
+        };
+        // The bulk lookup answers every other name; the rest go one by one.
+        let bulk = |d: &[&str]| -> Vec<Option<Vec<IpAddr>>> {
+            (0..d.len())
+                .map(|i| (i % 2 == 0).then(|| vec!["198.51.100.2".parse().unwrap_or_else(|_| unreachable!())]))
+                .collect()
+        };
+        let out = resolve_domains(&refs, "allowlist", &Lookup { bulk: None, one: &one });
         assert_eq!(out.len(), 48);
         assert_eq!(out[47].0, "n47.example.com");
         assert_eq!(peak.load(Ordering::SeqCst), PARALLEL);
         assert!(started.elapsed() < Duration::from_secs(4));
+        let mixed = resolve_domains(&refs, "allowlist", &Lookup { bulk: Some(&bulk), one: &one });
+        assert_eq!(mixed[0].1[0].to_string(), "198.51.100.2");
+        assert_eq!(mixed[1].1[0].to_string(), "198.51.100.1");
     }
 }

@@ -5,5 +5,6 @@ pub mod conf;
 pub mod dnsmasq;
 pub mod resolve;
 pub mod tier;
+pub mod wire;
 
 pub use tier::{detect, Detection, DnsTier};
