@@ -104,6 +104,11 @@ pub fn namespace_dir(env: &Env) -> Result<PathBuf> {
 }
 
 /// Per-container bundle under a state root.
+/// The host DNS cache shared by a state root's containers.
+pub fn dns_cache_dir(state_root: &Path) -> PathBuf {
+    state_root.join("dns-cache")
+}
+
 pub fn container_dir(state_root: &Path, container: &str) -> PathBuf {
     state_root.join("containers").join(container)
 }

@@ -83,7 +83,7 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
     let (net, facts) = network(ctx)?;
     let mut notes = Vec::new();
     let parent = ctx.state_root.join("containers");
-    mkdir_700(&parent)?;
+    fsutil::mkdir_700(&parent)?;
     let parent = std::fs::canonicalize(&parent).map_err(|e| Error::io(&parent, e))?;
     let state_dir = parent.join(state_dir.file_name().unwrap_or_default());
     let probe_dir = if existing { &state_dir } else { &parent };
@@ -112,10 +112,12 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
         effective: &effective,
         tier,
         upstream: facts.dns,
-        state_dir: &state_dir,
-        host_cache_dir: &ctx.state_root.join("dns-cache"),
-        policy_mtime: if policy_changed { std::time::SystemTime::now() } else { policy_mtime(&state_dir) },
-        force: false,
+        caches: crate::bundle::dns::Caches {
+            state_dir: &state_dir,
+            host_cache_dir: &crate::paths::dns_cache_dir(ctx.state_root),
+            policy_mtime: if policy_changed { std::time::SystemTime::now() } else { policy_mtime(&state_dir) },
+            force: false,
+        },
     })?;
     notes.extend(dns.notes.iter().cloned());
     let seeds = Seeds {
@@ -181,23 +183,16 @@ pub fn resolve(ctx: &Context, container: &str, force: bool) -> Result<(Vec<IpNet
     crate::bundle::policy::ensure_dirs(&state_dir)?;
     let _lock = lock_bundle(&state_dir)?;
     crate::bundle::policy::write_tier(&state_dir, Tier::ProjectAllow, &entries)?;
-    let tiers = crate::bundle::policy::read_tiers(&state_dir)?;
-    let effective = tiers.effective();
-    let targets = effective.allow_targets();
-    let cache_file = state_dir.join(RESOLVED_IPS);
-    let host_cache_dir = ctx.state_root.join("dns-cache");
-    let req = crate::dns::cache::Request {
-        entries: &targets,
-        cache_file: &cache_file,
-        source_mtime: policy_mtime(&state_dir),
-        host_cache_dir: &host_cache_dir,
-        force,
-        what: "allowlist",
-    };
-    let all = crate::dns::cache::resolve(&req, &crate::dns::cache::HOST)?;
+    let effective = crate::bundle::policy::read_tiers(&state_dir)?.effective();
     let override_resolved = crate::bundle::Bundle::new(&state_dir).read_addresses(OVERRIDE_RESOLVED)?;
-    let (kept, refused) = crate::bundle::dns::rebind_guard(&effective, all, &override_resolved);
-    crate::dns::cache::write(&cache_file, &kept)?;
+    let caches = crate::bundle::dns::Caches {
+        state_dir: &state_dir,
+        host_cache_dir: &crate::paths::dns_cache_dir(ctx.state_root),
+        policy_mtime: policy_mtime(&state_dir),
+        force,
+    };
+    let (kept, refused) = caches.allowlist(&effective, &override_resolved)?;
+    crate::dns::cache::write(&state_dir.join(RESOLVED_IPS), &kept)?;
     Ok((kept, refused))
 }
 
@@ -256,24 +251,18 @@ fn flags(
     f
 }
 
-fn mkdir_700(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(dir, e))
-}
-
 /// A new bundle: written in full to a temporary sibling, then renamed into place.
 fn create_bundle(state_dir: &Path, files: &[(String, String)]) -> Result<()> {
     let parent = state_dir.parent().ok_or_else(|| Error::Setup(format!("{} has no parent", state_dir.display())))?;
-    mkdir_700(parent)?;
+    fsutil::mkdir_700(parent)?;
     let name = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".new")
         .tempdir_in(parent)
         .map_err(|e| Error::io(parent, e))?;
-    mkdir_700(tmp.path())?;
-    mkdir_700(&policy_dir(tmp.path()))?;
+    fsutil::mkdir_700(tmp.path())?;
+    fsutil::mkdir_700(&policy_dir(tmp.path()))?;
     for (file, text) in files {
         fsutil::write_atomic(&tmp.path().join(file), text.as_bytes(), 0o600)?;
     }
@@ -287,8 +276,8 @@ fn create_bundle(state_dir: &Path, files: &[(String, String)]) -> Result<()> {
 /// An existing bundle: each file replaced atomically (only when it changed), under the
 /// bundle lock; caches this prepare does not produce are removed.
 fn update_bundle(state_dir: &Path, files: &[(String, String)], stale: &[&str]) -> Result<()> {
-    mkdir_700(state_dir)?;
-    mkdir_700(&policy_dir(state_dir))?;
+    fsutil::mkdir_700(state_dir)?;
+    fsutil::mkdir_700(&policy_dir(state_dir))?;
     let _lock = lock_bundle(state_dir)?;
     for (file, text) in files {
         let path = state_dir.join(file);

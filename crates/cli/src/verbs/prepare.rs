@@ -10,7 +10,8 @@ use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::output;
 
-fn build(ctx: &Context, container: &str, profiles: Option<&str>) -> CliResult<Prepared> {
+/// Run `f` with the library's prepare context for this invocation.
+fn with_context<T>(ctx: &Context, f: impl FnOnce(&PrepareContext) -> terok_shield::error::Result<T>) -> CliResult<T> {
     let ns_dir = ctx.namespace_dir()?;
     let dirs = ctx.profile_dirs();
     let pctx = PrepareContext {
@@ -20,8 +21,12 @@ fn build(ctx: &Context, container: &str, profiles: Option<&str>) -> CliResult<Pr
         config: &ctx.config,
         profiles: &dirs,
     };
+    Ok(f(&pctx)?)
+}
+
+fn build(ctx: &Context, container: &str, profiles: Option<&str>) -> CliResult<Prepared> {
     let req = Request { container: container.to_string(), profiles: profiles.map(profile_list), ..Request::default() };
-    let prepared = pre_start(&pctx, &req)?;
+    let prepared = with_context(ctx, |pctx| pre_start(pctx, &req))?;
     for note in &prepared.notes {
         eprintln!("{note}");
     }
@@ -30,16 +35,7 @@ fn build(ctx: &Context, container: &str, profiles: Option<&str>) -> CliResult<Pr
 
 /// `resolve CONTAINER [--force]`.
 pub fn resolve(ctx: &Context, container: &str, force: bool) -> CliResult {
-    let ns_dir = ctx.namespace_dir()?;
-    let dirs = ctx.profile_dirs();
-    let pctx = PrepareContext {
-        env: &ctx.env,
-        state_root: &ctx.state_root,
-        ns_dir: &ns_dir,
-        config: &ctx.config,
-        profiles: &dirs,
-    };
-    let (addrs, refused) = terok_shield::prepare::resolve(&pctx, container, force)?;
+    let (addrs, refused) = with_context(ctx, |pctx| terok_shield::prepare::resolve(pctx, container, force))?;
     for a in refused {
         eprintln!("{}", terok_shield::bundle::dns::refused_note(a, None));
     }

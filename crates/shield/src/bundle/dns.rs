@@ -21,17 +21,48 @@ use crate::error::{Error, Result};
 /// Where dnsmasq listens inside the container.
 pub const DNSMASQ_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// Inputs of a DNS plan.
-pub struct Inputs<'a> {
-    pub effective: &'a Effective,
-    pub tier: DnsTier,
-    pub upstream: IpAddr,
+/// Where a bundle's address caches are and when they are stale.
+pub struct Caches<'a> {
     /// The bundle's final path (what dnsmasq.conf names), and where existing caches are.
     pub state_dir: &'a Path,
     pub host_cache_dir: &'a Path,
     /// The newest policy file: caches older than it are stale.
     pub policy_mtime: SystemTime,
+    /// Ignore both caches.
     pub force: bool,
+}
+
+impl Caches<'_> {
+    /// `entries` resolved through the bundle's cache `file` and the host cache.
+    fn resolve(&self, entries: Vec<&Target>, file: &str, what: &str) -> Result<Vec<IpNet>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cache_file = self.state_dir.join(file);
+        let req = Request {
+            entries: &entries,
+            cache_file: &cache_file,
+            source_mtime: self.policy_mtime,
+            host_cache_dir: self.host_cache_dir,
+            force: self.force,
+            what,
+        };
+        cache::resolve(&req, &cache::HOST)
+    }
+
+    /// The allow side: the kept addresses and those the rebind guard refused.
+    pub fn allowlist(&self, e: &Effective, override_resolved: &[IpNet]) -> Result<(Vec<IpNet>, Vec<IpAddr>)> {
+        let all = self.resolve(e.allow_targets(), RESOLVED_IPS, "allowlist")?;
+        Ok(rebind_guard(e, all, override_resolved))
+    }
+}
+
+/// Inputs of a DNS plan.
+pub struct Inputs<'a> {
+    pub effective: &'a Effective,
+    pub tier: DnsTier,
+    pub upstream: IpAddr,
+    pub caches: Caches<'a>,
 }
 
 /// What a bundle's DNS side is: the files to write, the caches to remove, the addresses
@@ -95,28 +126,12 @@ pub fn plan(i: &Inputs) -> Result<Plan> {
             )));
         }
     }
-    let side = |entries: Vec<&Target>, file: &str, what: &str| -> Result<Vec<IpNet>> {
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let cache_file = i.state_dir.join(file);
-        let req = Request {
-            entries: &entries,
-            cache_file: &cache_file,
-            source_mtime: i.policy_mtime,
-            host_cache_dir: i.host_cache_dir,
-            force: i.force,
-            what,
-        };
-        cache::resolve(&req, &cache::HOST)
-    };
     let overrides: Vec<&Target> = e.overrides.iter().filter(|t| **t != Target::Localhost).collect();
-    p.override_resolved = side(overrides, OVERRIDE_RESOLVED, "override")?;
+    p.override_resolved = i.caches.resolve(overrides, OVERRIDE_RESOLVED, "override")?;
     let denies: Vec<&Target> = e.denies.iter().filter(|t| **t != Target::Localhost).collect();
-    p.deny_resolved = side(denies, DENY_RESOLVED, "denylist")?;
+    p.deny_resolved = i.caches.resolve(denies, DENY_RESOLVED, "denylist")?;
     if !i.tier.live() {
-        let all = side(e.allow_targets(), RESOLVED_IPS, "allowlist")?;
-        (p.resolved, p.refused) = rebind_guard(e, all, &p.override_resolved);
+        (p.resolved, p.refused) = i.caches.allowlist(e, &p.override_resolved)?;
     }
     for (file, list) in
         [(RESOLVED_IPS, &p.resolved), (OVERRIDE_RESOLVED, &p.override_resolved), (DENY_RESOLVED, &p.deny_resolved)]
@@ -132,7 +147,7 @@ pub fn plan(i: &Inputs) -> Result<Plan> {
     let nameserver = if i.tier.runs_dnsmasq() {
         p.files.push((
             DNSMASQ_CONF.to_string(),
-            dnsmasq_conf(i.effective, i.tier, i.upstream, i.state_dir, &p.override_resolved)?,
+            dnsmasq_conf(i.effective, i.tier, i.upstream, i.caches.state_dir, &p.override_resolved)?,
         ));
         DNSMASQ_BIND
     } else {

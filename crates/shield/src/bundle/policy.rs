@@ -24,12 +24,8 @@ pub fn tier_path(state_dir: &Path, tier: Tier) -> PathBuf {
 
 /// Create `state_dir` and `policy/` and force both to 0700 (umask-proof).
 pub fn ensure_dirs(state_dir: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    for dir in [state_dir.to_path_buf(), policy_dir(state_dir)] {
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(&dir, e))?;
-    }
-    Ok(())
+    crate::fsutil::mkdir_700(state_dir)?;
+    crate::fsutil::mkdir_700(&policy_dir(state_dir))
 }
 
 /// Read one tier; a missing file is an empty tier.

@@ -74,7 +74,7 @@ pub fn resolve(req: &Request, lookup: &Lookup) -> Result<Vec<IpNet>> {
     out.retain(|n| seen.insert(*n));
     if out.len() > req.entries.iter().filter(|t| t.is_ip()).count() || domains.is_empty() {
         // An outage must not poison the other containers' cache.
-        mkdir_700(req.host_cache_dir)?;
+        fsutil::mkdir_700(req.host_cache_dir)?;
         write(&host_file, &out)?;
     }
     Ok(out)
@@ -155,18 +155,24 @@ fn read(path: &Path) -> Result<Vec<IpNet>> {
         .collect()
 }
 
-fn mkdir_700(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(dir, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn targets(s: &[&str]) -> Vec<Target> {
         s.iter().map(|t| Target::parse(t).unwrap_or_else(|e| panic!("{e}"))).collect()
+    }
+
+    /// A request for `entries` with these caches, nothing stale, not forced.
+    fn request<'a>(entries: &'a [&'a Target], cache: &'a Path, host: &'a Path) -> Request<'a> {
+        Request {
+            entries,
+            cache_file: cache,
+            source_mtime: SystemTime::UNIX_EPOCH,
+            host_cache_dir: host,
+            force: false,
+            what: "allowlist",
+        }
     }
 
     #[test]
@@ -183,16 +189,8 @@ mod tests {
                 vec!["2001:db8::1".parse().unwrap_or_else(|_| unreachable!())]
             }
         };
-        let cache = dir.path().join("resolved.ips");
-        let host = dir.path().join("dns-cache");
-        let req = Request {
-            entries: &refs,
-            cache_file: &cache,
-            source_mtime: SystemTime::UNIX_EPOCH,
-            host_cache_dir: &host,
-            force: false,
-            what: "allowlist",
-        };
+        let (cache, host) = (dir.path().join("resolved.ips"), dir.path().join("dns-cache"));
+        let req = request(&refs, &cache, &host);
         let lookup = Lookup { bulk: None, one: &lookup };
         let got: Vec<String> = resolve(&req, &lookup).unwrap_or_default().iter().map(IpNet::to_string).collect();
         assert_eq!(got, ["198.51.100.1", "198.51.100.10", "2001:db8::1"]);
@@ -218,16 +216,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let t = targets(&["down.example.com"]);
         let refs: Vec<&Target> = t.iter().collect();
-        let host = dir.path().join("dns-cache");
-        let cache = dir.path().join("resolved.ips");
-        let req = Request {
-            entries: &refs,
-            cache_file: &cache,
-            source_mtime: SystemTime::UNIX_EPOCH,
-            host_cache_dir: &host,
-            force: false,
-            what: "allowlist",
-        };
+        let (cache, host) = (dir.path().join("resolved.ips"), dir.path().join("dns-cache"));
+        let req = request(&refs, &cache, &host);
         let nothing = Lookup { bulk: None, one: &|_| Vec::new() };
         assert_eq!(resolve(&req, &nothing).map(|v| v.len()).ok(), Some(0));
         assert!(!host_cache_file(&host, &refs).exists());

@@ -124,6 +124,8 @@ pub fn stop(bundle: &Bundle) -> Result<Stopped> {
 /// Stop the running dnsmasq (if any) and start it again with the current configuration.
 pub fn restart(bundle: &Bundle, binary: &Path) -> Result<i32> {
     stop(bundle)?;
+    // A killed dnsmasq may still look like ours for a moment; without its pid file, start
+    // launches the new one instead of taking the dying one for it.
     let _ = std::fs::remove_file(bundle.path(DNSMASQ_PID));
     start(bundle, binary, None).map_err(|e| {
         Error::Setup(format!(
