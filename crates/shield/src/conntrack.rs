@@ -10,17 +10,12 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{
-    bind, recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
-};
+use nix::sys::socket::{recv, MsgFlags};
 use terok_shield_policy::IpNet;
 
 use crate::error::{Error, Result};
+use crate::netlink::{self, attrs, error_code, header_at, u16_at, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST};
 
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const IPCTNL_MSG_CT_NEW: u16 = 0;
@@ -32,18 +27,15 @@ const CTA_IP_V4_DST: u16 = 2;
 const CTA_IP_V6_DST: u16 = 4;
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
-const NLA_TYPE_MASK: u16 = 0x3fff;
 
 fn sys(what: &str, e: Errno) -> Error {
-    Error::Setup(format!("conntrack {what}: {e}"))
+    netlink::sys("conntrack", what, e)
 }
 
 /// Delete every conntrack entry whose original destination lies in one of `revoked`
 /// (every entry when `revoked` is `None`). Returns how many were deleted.
 pub fn kill_flows(revoked: Option<&[IpNet]>) -> Result<usize> {
-    let fd = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkNetFilter)
-        .map_err(|e| sys("socket", e))?;
-    bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(|e| sys("bind", e))?;
+    let fd = netlink::open("conntrack")?;
     let mut killed = 0;
     for family in [AF_INET, AF_INET6] {
         let tuples = dump(&fd, family)?;
@@ -64,29 +56,27 @@ pub fn kill_flows(revoked: Option<&[IpNet]>) -> Result<usize> {
 /// Every entry of `family`: its raw `CTA_TUPLE_ORIG` attribute and original destination.
 fn dump(fd: &OwnedFd, family: u8) -> Result<Vec<(Vec<u8>, Option<IpAddr>)>> {
     let mut req = Vec::new();
-    header(&mut req, IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, 1, family);
-    finish(&mut req, 0);
-    sendto(fd.as_raw_fd(), &req, &NetlinkAddr::new(0, 0), MsgFlags::empty()).map_err(|e| sys("send", e))?;
+    netlink::message(&mut req, ctnetlink(IPCTNL_MSG_CT_GET), NLM_F_REQUEST | NLM_F_DUMP, 1, family, 0, |_| {});
+    netlink::send(fd, &req, "conntrack")?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(|e| sys("recv", e))?;
         let mut off = 0;
         while off + 16 <= n {
-            let len = u32_at(&buf, off) as usize;
-            let ty = u16_at(&buf, off + 4);
+            let (len, ty, _) = header_at(&buf, off);
             if len < 16 || off + len > n {
                 return Err(Error::Setup("conntrack: malformed reply".into()));
             }
             match ty {
                 NLMSG_DONE => return Ok(out),
                 NLMSG_ERROR => {
-                    let code = i32::from_ne_bytes([buf[off + 16], buf[off + 17], buf[off + 18], buf[off + 19]]);
+                    let code = error_code(&buf, off);
                     if code != 0 {
                         return Err(sys("dump", Errno::from_raw(-code)));
                     }
                 }
-                t if t == (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW => {
+                t if t == ctnetlink(IPCTNL_MSG_CT_NEW) => {
                     // nlmsghdr (16) + nfgenmsg (4), then attributes.
                     for (aty, start, end) in attrs(&buf, off + 20, off + len) {
                         if aty == CTA_TUPLE_ORIG {
@@ -119,18 +109,15 @@ fn orig_dst(buf: &[u8], start: usize, end: usize) -> Option<IpAddr> {
 /// Delete the entry with this original tuple; false when it was already gone.
 fn delete(fd: &OwnedFd, family: u8, tuple: &[u8]) -> Result<bool> {
     let mut req = Vec::new();
-    header(&mut req, IPCTNL_MSG_CT_DELETE, NLM_F_REQUEST | NLM_F_ACK, 2, family);
-    req.extend_from_slice(tuple);
-    while !req.len().is_multiple_of(4) {
-        req.push(0);
-    }
-    finish(&mut req, 0);
-    sendto(fd.as_raw_fd(), &req, &NetlinkAddr::new(0, 0), MsgFlags::empty()).map_err(|e| sys("send", e))?;
+    netlink::message(&mut req, ctnetlink(IPCTNL_MSG_CT_DELETE), NLM_F_REQUEST | NLM_F_ACK, 2, family, 0, |b| {
+        b.extend_from_slice(tuple);
+        netlink::pad(b);
+    });
+    netlink::send(fd, &req, "conntrack")?;
     let mut buf = vec![0u8; 8192];
     let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(|e| sys("recv", e))?;
     if n >= 20 && u16_at(&buf, 4) == NLMSG_ERROR {
-        let code = i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]);
-        return match code {
+        return match error_code(&buf, 0) {
             0 => Ok(true),
             c if Errno::from_raw(-c) == Errno::ENOENT => Ok(false),
             c => Err(sys("delete", Errno::from_raw(-c))),
@@ -139,40 +126,9 @@ fn delete(fd: &OwnedFd, family: u8, tuple: &[u8]) -> Result<bool> {
     Err(Error::Setup("conntrack delete: no acknowledgement".into()))
 }
 
-fn header(buf: &mut Vec<u8>, msg: u16, flags: u16, seq: u32, family: u8) {
-    buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&((NFNL_SUBSYS_CTNETLINK << 8) | msg).to_ne_bytes());
-    buf.extend_from_slice(&flags.to_ne_bytes());
-    buf.extend_from_slice(&seq.to_ne_bytes());
-    buf.extend_from_slice(&0u32.to_ne_bytes());
-    buf.extend_from_slice(&[family, 0, 0, 0]);
-}
-
-fn finish(buf: &mut [u8], start: usize) {
-    let len = (buf.len() - start) as u32;
-    buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
-}
-
-/// Attributes in `[start, end)`: (type without flags, payload start, payload end).
-fn attrs(buf: &[u8], mut off: usize, end: usize) -> Vec<(u16, usize, usize)> {
-    let mut out = Vec::new();
-    while off + 4 <= end {
-        let len = usize::from(u16_at(buf, off));
-        if len < 4 || off + len > end {
-            break;
-        }
-        out.push((u16_at(buf, off + 2) & NLA_TYPE_MASK, off + 4, off + len));
-        off += (len + 3) & !3;
-    }
-    out
-}
-
-fn u16_at(b: &[u8], i: usize) -> u16 {
-    u16::from_ne_bytes([b[i], b[i + 1]])
-}
-
-fn u32_at(b: &[u8], i: usize) -> u32 {
-    u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
+/// A ctnetlink message type.
+fn ctnetlink(msg: u16) -> u16 {
+    (NFNL_SUBSYS_CTNETLINK << 8) | msg
 }
 
 #[cfg(test)]

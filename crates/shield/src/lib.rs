@@ -16,6 +16,7 @@ pub mod exec;
 pub mod fsutil;
 pub mod hook;
 pub mod live;
+pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod nftnl;

@@ -12,17 +12,14 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{
-    bind, recv, sendto, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType,
-};
+use nix::sys::socket::{recv, MsgFlags};
 
 use crate::error::{Error, Result};
+use crate::netlink::{
+    self, attr, attr_str, error_code, header_at, message, nested, NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST,
+};
 
-const NLMSG_ERROR: u16 = 2;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
 const NLM_F_CREATE: u16 = 0x400;
-const NLA_F_NESTED: u16 = 0x8000;
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -50,15 +47,12 @@ pub struct Loader {
 }
 
 fn sys(what: &str, e: nix::Error) -> Error {
-    Error::Setup(format!("netlink {what}: {e}"))
+    netlink::sys("netlink", what, e)
 }
 
 impl Loader {
     pub fn open() -> Result<Loader> {
-        let fd = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkNetFilter)
-            .map_err(|e| sys("socket", e))?;
-        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(|e| sys("bind", e))?;
-        Ok(Loader { fd, seq: 1 })
+        Ok(Loader { fd: netlink::open("netlink")?, seq: 1 })
     }
 
     /// Add `addresses` (all of the set's family) to the plain set `set` of
@@ -94,11 +88,7 @@ impl Loader {
         }
         let end = self.next_seq();
         message(&mut buf, NFNL_MSG_BATCH_END, NLM_F_REQUEST, end, 0, NFNL_SUBSYS_NFTABLES, |_| {});
-        let sent = sendto(self.fd.as_raw_fd(), &buf, &NetlinkAddr::new(0, 0), MsgFlags::empty())
-            .map_err(|e| sys("send", e))?;
-        if sent != buf.len() {
-            return Err(Error::Setup(format!("netlink send: {sent} of {} bytes", buf.len())));
-        }
+        self.send(&buf)?;
         self.wait_acks(pending, set)
     }
 
@@ -164,12 +154,7 @@ impl Loader {
     }
 
     fn send(&self, buf: &[u8]) -> Result<()> {
-        let sent =
-            sendto(self.fd.as_raw_fd(), buf, &NetlinkAddr::new(0, 0), MsgFlags::empty()).map_err(|e| sys("send", e))?;
-        if sent != buf.len() {
-            return Err(Error::Setup(format!("netlink send: {sent} of {} bytes", buf.len())));
-        }
-        Ok(())
+        netlink::send(&self.fd, buf, "netlink")
     }
 
     /// Read until the kernel acknowledges every message of `pending`, or refuses one.
@@ -185,14 +170,12 @@ impl Loader {
             let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(|e| sys("recv", e))?;
             let mut off = 0;
             while off + 16 <= n {
-                let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
-                let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-                let msg_seq = u32::from_ne_bytes([buf[off + 8], buf[off + 9], buf[off + 10], buf[off + 11]]);
+                let (len, ty, msg_seq) = header_at(&buf, off);
                 if len < 16 || off + len > n {
                     return Err(Error::Setup("netlink: malformed reply".into()));
                 }
                 if ty == NLMSG_ERROR && len >= 20 {
-                    let code = i32::from_ne_bytes([buf[off + 16], buf[off + 17], buf[off + 18], buf[off + 19]]);
+                    let code = error_code(&buf, off);
                     if code != 0 {
                         return Ok(Err(Errno::from_raw(-code)));
                     }
@@ -225,67 +208,4 @@ fn element_message(buf: &mut Vec<u8>, msg: u16, flags: u16, seq: u32, set: &str,
             }
         });
     });
-}
-
-/// Append one netlink message: header, nfgenmsg, then what `body` writes.
-fn message(buf: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, family: u8, res_id: u16, body: impl FnOnce(&mut Vec<u8>)) {
-    let start = buf.len();
-    buf.extend_from_slice(&[0; 16]);
-    buf.extend_from_slice(&[family, 0]);
-    buf.extend_from_slice(&res_id.to_be_bytes());
-    body(buf);
-    let len = (buf.len() - start) as u32;
-    buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
-    buf[start + 4..start + 6].copy_from_slice(&ty.to_ne_bytes());
-    buf[start + 6..start + 8].copy_from_slice(&flags.to_ne_bytes());
-    buf[start + 8..start + 12].copy_from_slice(&seq.to_ne_bytes());
-    pad(buf);
-}
-
-fn attr(buf: &mut Vec<u8>, ty: u16, data: &[u8]) {
-    let len = (4 + data.len()) as u16;
-    buf.extend_from_slice(&len.to_ne_bytes());
-    buf.extend_from_slice(&ty.to_ne_bytes());
-    buf.extend_from_slice(data);
-    pad(buf);
-}
-
-fn attr_str(buf: &mut Vec<u8>, ty: u16, s: &str) {
-    let mut data = s.as_bytes().to_vec();
-    data.push(0);
-    attr(buf, ty, &data);
-}
-
-fn nested(buf: &mut Vec<u8>, ty: u16, body: impl FnOnce(&mut Vec<u8>)) {
-    let start = buf.len();
-    buf.extend_from_slice(&[0; 4]);
-    body(buf);
-    let len = (buf.len() - start) as u16;
-    buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
-    buf[start + 2..start + 4].copy_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
-}
-
-fn pad(buf: &mut Vec<u8>) {
-    while !buf.len().is_multiple_of(4) {
-        buf.push(0);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn message_layout() {
-        let mut b = Vec::new();
-        message(&mut b, 0x0a0c, NLM_F_REQUEST, 7, NFPROTO_INET, 0, |b| attr_str(b, NFTA_SET_ELEM_LIST_SET, "s"));
-        assert_eq!(b.len(), 16 + 4 + 8);
-        assert_eq!(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]), 28);
-        assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 0x0a0c);
-        assert_eq!(&b[16..20], &[1, 0, 0, 0]);
-        assert_eq!(&b[20..28], &[6, 0, 2, 0, b's', 0, 0, 0]);
-        let mut n = Vec::new();
-        nested(&mut n, 3, |b| attr(b, 1, &[10, 0, 0, 1]));
-        assert_eq!(n, [12, 0, 3, 0x80, 8, 0, 1, 0, 10, 0, 0, 1]);
-    }
 }
