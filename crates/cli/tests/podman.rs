@@ -370,6 +370,14 @@ fn fail_closed(who: Who) {
     h.sh(&format!("cp -a {0} writable && chmod 0770 writable && ln -s {0} link", sd.display()));
     h.sh(&format!("cp -a {0} corrupt && sed -i 's/policy drop;/policy accept;/' corrupt/ruleset.nft", sd.display()));
     h.sh(&format!("cp -a {0} noruleset && rm noruleset/ruleset.nft", sd.display()));
+    // dnsmasq that exits 1, and one that exits 0 but never starts (no pid file).
+    assert!(sd.join("dnsmasq.conf").exists(), "{who:?}: the good bundle is not on a dnsmasq tier");
+    h.file("bin/dnsmasq-fails", "#!/bin/sh\nexit 1\n", 0o755);
+    h.file("bin/dnsmasq-vanishes", "#!/bin/sh\nexit 0\n", 0o755);
+    for (copy, bin) in [("dnsfails", "dnsmasq-fails"), ("dnsvanishes", "dnsmasq-vanishes")] {
+        let bin = h.dir.join("bin").join(bin);
+        h.sh(&format!("cp -a {} {copy} && echo {} > {copy}/dnsmasq.command", sd.display(), bin.display()));
+    }
     let d = |n: &str| h.dir.join(n).display().to_string();
     let foreign = if who == Who::Root { "/tmp".to_string() } else { std::env::temp_dir().display().to_string() };
     let mut cases: Vec<(&str, String, &str)> = vec![
@@ -379,6 +387,8 @@ fn fail_closed(who: Who) {
         ("wrong version", sd.display().to_string(), "17"),
         ("corrupted ruleset", d("corrupt"), "18"),
         ("missing ruleset", d("noruleset"), "18"),
+        ("dnsmasq exits 1", d("dnsfails"), "18"),
+        ("dnsmasq never starts", d("dnsvanishes"), "18"),
     ];
     if who == Who::User {
         cases.push(("foreign-owned state dir", foreign, "18"));
@@ -1139,6 +1149,10 @@ fn dns_names(who: Who) {
             (PRIVATE_V4, false),
         ],
     );
+    // An AAAA answer fills the IPv6 learned set: the v6 address answers once looked up.
+    let six = h.podman(&["exec", &name, "nslookup", "-type=AAAA", "allowed.shield.test"]);
+    assert!(six.stdout.contains(ALLOWED_V6), "{who:?}: {}", six.stdout);
+    h.probe(&name, &format!("{who:?} AAAA"), &[(ALLOWED_V6, true), (UNLISTED_V6, false)]);
     // The guarded answer never reached a set, and the container was told NXDOMAIN.
     let rules = h.shield(&["rules", &name]).stdout;
     assert!(!rules.contains(PRIVATE_V4), "{who:?}: a private answer reached a set: {rules}");
@@ -1176,6 +1190,60 @@ fn dns_names(who: Who) {
     });
     assert!(gone, "{who:?}: dnsmasq outlived its container");
     let _ = std::fs::remove_file(format!("/run/tshield-hosts/dns-hosts/{rot}"));
+}
+
+/// A bundle deleted while its container runs: poststop still stops the container's dnsmasq.
+fn orphaned_dnsmasq(who: Who) {
+    let Some((h, name)) = start_shielded(who, "orphan", &["allowed.shield.test"], &["sleep", "600"], true, None) else {
+        return;
+    };
+    let pid = std::fs::read_to_string(h.state_dir(&name).join("dnsmasq.pid")).unwrap_or_default();
+    let proc_dir = format!("/proc/{}", pid.trim());
+    assert!(!pid.trim().is_empty() && std::path::Path::new(&proc_dir).exists(), "{who:?}: no dnsmasq");
+    h.sh(&format!("rm -rf {}", h.state_dir(&name).display()));
+    h.podman(&["rm", "-f", &name]);
+    let gone = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        !std::path::Path::new(&proc_dir).exists()
+    });
+    assert!(gone, "{who:?}: dnsmasq outlived its container and its bundle");
+}
+
+#[test]
+fn rootful_poststop_reaps_dnsmasq_of_a_deleted_bundle() {
+    orphaned_dnsmasq(Who::Root);
+}
+
+#[test]
+fn rootless_poststop_reaps_dnsmasq_of_a_deleted_bundle() {
+    orphaned_dnsmasq(Who::User);
+}
+
+/// `run … -- --runtime …/krun`: dnsmasq listens on 169.254.1.3 (added to `lo` by the hook),
+/// the container's resolv.conf names it, and a live `allow` keeps it there. The "krun" here
+/// is a wrapper around runc: what is under test is the shield's side of the runtime.
+#[test]
+fn rootful_krun_runtime_serves_dns_on_its_own_address() {
+    let Some(e) = env() else { return };
+    ensure_setup(Who::Root);
+    let h = Home::new(Who::Root);
+    h.file("bin/krun", "#!/bin/sh\nexec runc \"$@\"\n", 0o755);
+    h.profile("lab", "+allowed.shield.test\n");
+    let name = format!("tsh-krun-{}", std::process::id());
+    let krun = h.dir.join("bin/krun").display().to_string();
+    let args = ["run", &name, "--profiles", "lab", "--", "-d", "--runtime", &krun, &e.image, "sleep", "600"];
+    let out = h.shield_with_test_dns(&args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let read = |f: &str| std::fs::read_to_string(h.state_dir(&name).join(f)).unwrap_or_default();
+    assert_eq!(read("resolv.conf"), "nameserver 169.254.1.3\noptions ndots:0\n");
+    let lo = h.podman(&["exec", &name, "ip", "addr", "show", "lo"]).stdout;
+    assert!(lo.contains("inet 169.254.1.3/32"), "{lo}");
+    h.probe(&name, "krun", &[("allowed.shield.test", true), ("unlisted.shield.test", false)]);
+    let out = h.shield_with_test_dns(&["allow", &name, "unlisted.shield.test"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(read("dnsmasq.conf").contains("listen-address=169.254.1.3\n"), "{}", read("dnsmasq.conf"));
+    h.probe(&name, "krun after allow", &[("unlisted.shield.test", true)]);
+    h.podman(&["rm", "-f", &name]);
 }
 
 #[test]

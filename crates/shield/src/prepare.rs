@@ -34,6 +34,8 @@ pub struct Request {
     pub provider_allow: Vec<String>,
     pub project_allow: Vec<String>,
     pub override_: Vec<String>,
+    /// The OCI runtime (`run --runtime krun` moves dnsmasq off loopback).
+    pub runtime: crate::bundle::dns::Runtime,
 }
 
 /// Where and with what the bundle is built.
@@ -112,6 +114,7 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
         effective: &effective,
         tier,
         upstream: facts.dns,
+        runtime: req.runtime,
         caches: crate::bundle::dns::Caches {
             state_dir: &state_dir,
             host_cache_dir: &crate::paths::dns_cache_dir(ctx.state_root),

@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 
+use terok_shield::bundle::dns::Runtime;
 use terok_shield::prepare::{pre_start, Context as PrepareContext, Prepared, Request};
 use terok_shield::tools;
 
@@ -24,8 +25,13 @@ fn with_context<T>(ctx: &Context, f: impl FnOnce(&PrepareContext) -> terok_shiel
     Ok(f(&pctx)?)
 }
 
-fn build(ctx: &Context, container: &str, profiles: Option<&str>) -> CliResult<Prepared> {
-    let req = Request { container: container.to_string(), profiles: profiles.map(profile_list), ..Request::default() };
+fn build(ctx: &Context, container: &str, profiles: Option<&str>, runtime: Runtime) -> CliResult<Prepared> {
+    let req = Request {
+        container: container.to_string(),
+        profiles: profiles.map(profile_list),
+        runtime,
+        ..Request::default()
+    };
     let prepared = with_context(ctx, |pctx| pre_start(pctx, &req))?;
     for note in &prepared.notes {
         eprintln!("{note}");
@@ -47,7 +53,7 @@ pub fn resolve(ctx: &Context, container: &str, force: bool) -> CliResult {
 }
 
 pub fn prepare(ctx: &Context, container: &str, profiles: Option<&str>, json: bool) -> CliResult {
-    let mut flags = build(ctx, container, profiles)?.flags;
+    let mut flags = build(ctx, container, profiles, Runtime::Default)?.flags;
     flags.extend(["--name".to_string(), container.to_string()]);
     if json {
         let items: Vec<String> = flags.iter().map(|f| serde_json::Value::from(f.as_str()).to_string()).collect();
@@ -85,11 +91,24 @@ pub fn run(ctx: &Context, container: &str, profiles: Option<&str>, trailing: &[O
     let podman = tools::find("podman").ok_or_else(|| {
         CliError::Message("podman binary not found. Install Podman to use 'terok-shield run'.".into())
     })?;
-    let flags = build(ctx, container, profiles)?.flags;
+    let flags = build(ctx, container, profiles, podman_runtime(trailing))?.flags;
     use std::os::unix::process::CommandExt;
     let err =
         std::process::Command::new(&podman).arg("run").args(["--name", container]).args(&flags).args(trailing).exec();
     Err(CliError::Message(format!("cannot run {}: {err}", podman.display())))
+}
+
+/// The runtime named by `--runtime NAME` or `--runtime=NAME` among podman's arguments. An
+/// argument of the workload that looks the same selects it too; that only moves dnsmasq
+/// to the krun address, which works under any runtime.
+fn podman_runtime(args: &[OsString]) -> Runtime {
+    let args: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
+    let named = args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--runtime") {
+        Some("") => args.get(i + 1).copied(),
+        Some(v) => v.strip_prefix('='),
+        None => None,
+    });
+    Runtime::from_name(named)
 }
 
 /// POSIX shell quoting, only where needed.
@@ -99,5 +118,21 @@ pub fn shell_quote(s: &str) -> String {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\"'\"'"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_from_podman_arguments() {
+        let of = |args: &[&str]| podman_runtime(&args.iter().map(OsString::from).collect::<Vec<_>>());
+        assert_eq!(of(&["--runtime", "krun", "img"]), Runtime::Krun);
+        assert_eq!(of(&["--runtime=/usr/bin/krun", "img"]), Runtime::Krun);
+        assert_eq!(of(&["--runtime", "runc", "img"]), Runtime::Default);
+        assert_eq!(of(&["--runtime-flag", "krun", "img"]), Runtime::Default);
+        assert_eq!(of(&["img", "krun"]), Runtime::Default);
+        assert_eq!(of(&["--runtime"]), Runtime::Default);
     }
 }

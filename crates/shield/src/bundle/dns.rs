@@ -18,8 +18,32 @@ use crate::dns::conf::DnsmasqConf;
 use crate::dns::DnsTier;
 use crate::error::{Error, Result};
 
-/// Where dnsmasq listens inside the container.
-pub const DNSMASQ_BIND: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// The OCI runtime a container runs under, as far as DNS cares (api.md `ShieldRuntime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Runtime {
+    #[default]
+    Default,
+    /// libkrun microVMs: the guest reaches dnsmasq on an address of its own, not loopback.
+    Krun,
+}
+
+impl Runtime {
+    /// `Krun` for a runtime named `krun` (a bare name or a path to it), `Default` otherwise.
+    pub fn from_name(name: Option<&str>) -> Runtime {
+        match name.map(|n| Path::new(n).file_name().and_then(|f| f.to_str()).unwrap_or(n)) {
+            Some("krun") => Runtime::Krun,
+            _ => Runtime::Default,
+        }
+    }
+
+    /// Where dnsmasq listens inside the container.
+    pub fn dnsmasq_bind(self) -> IpAddr {
+        match self {
+            Runtime::Default => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Runtime::Krun => IpAddr::V4(Ipv4Addr::new(169, 254, 1, 3)),
+        }
+    }
+}
 
 /// Where a bundle's address caches are and when they are stale.
 pub struct Caches<'a> {
@@ -62,6 +86,7 @@ pub struct Inputs<'a> {
     pub effective: &'a Effective,
     pub tier: DnsTier,
     pub upstream: IpAddr,
+    pub runtime: Runtime,
     pub caches: Caches<'a>,
 }
 
@@ -147,9 +172,15 @@ pub fn plan(i: &Inputs) -> Result<Plan> {
     let nameserver = if i.tier.runs_dnsmasq() {
         p.files.push((
             DNSMASQ_CONF.to_string(),
-            dnsmasq_conf(i.effective, i.tier, i.upstream, i.caches.state_dir, &p.override_resolved)?,
+            dnsmasq_conf(
+                i.effective,
+                i.tier,
+                (i.runtime.dnsmasq_bind(), i.upstream),
+                i.caches.state_dir,
+                &p.override_resolved,
+            )?,
         ));
-        DNSMASQ_BIND
+        i.runtime.dnsmasq_bind()
     } else {
         p.stale.extend([DNSMASQ_CONF, "dnsmasq.pid", "dnsmasq.log", "dnsmasq.bin"]);
         i.upstream
@@ -158,11 +189,12 @@ pub fn plan(i: &Inputs) -> Result<Plan> {
     Ok(p)
 }
 
-/// `dnsmasq.conf` for a bundle at `state_dir` (its final path: dnsmasq is recognised by it).
+/// `dnsmasq.conf` for a bundle at `state_dir` (its final path: dnsmasq is recognised by it),
+/// listening on `bind` and forwarding to `upstream`.
 pub fn dnsmasq_conf(
     e: &Effective,
     tier: DnsTier,
-    upstream: IpAddr,
+    (bind, upstream): (IpAddr, IpAddr),
     state_dir: &Path,
     override_resolved: &[IpNet],
 ) -> Result<String> {
@@ -173,7 +205,7 @@ pub fn dnsmasq_conf(
     let ranges = guarded_ranges(&explicit_allows(e, override_resolved));
     let rendered = DnsmasqConf {
         generator_pid: std::process::id(),
-        bind: DNSMASQ_BIND,
+        bind,
         upstream,
         state_dir,
         live: tier.live(),
@@ -204,8 +236,15 @@ pub fn refresh_dnsmasq_conf(bundle: &Bundle) -> Result<bool> {
         .read_value(UPSTREAM_DNS)?
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| Error::Setup("Cannot reload dnsmasq: upstream DNS not persisted in state".into()))?;
+    // The listen address stays what prepare chose (the runtime is not known here).
+    let bind = std::fs::read_to_string(bundle.path(DNSMASQ_CONF))
+        .ok()
+        .and_then(|c| crate::dns::conf::listen_address(&c))
+        .filter(|a| [Runtime::Default, Runtime::Krun].map(Runtime::dnsmasq_bind).contains(a))
+        .unwrap_or(Runtime::Default.dnsmasq_bind());
     let effective = read_tiers(&bundle.dir)?.effective();
-    let text = dnsmasq_conf(&effective, tier, upstream, &bundle.dir, &bundle.read_addresses(OVERRIDE_RESOLVED)?)?;
+    let overrides = bundle.read_addresses(OVERRIDE_RESOLVED)?;
+    let text = dnsmasq_conf(&effective, tier, (bind, upstream), &bundle.dir, &overrides)?;
     crate::fsutil::write_atomic(&bundle.path(DNSMASQ_CONF), text.as_bytes(), 0o600)?;
     Ok(true)
 }

@@ -110,15 +110,42 @@ pub fn stop(bundle: &Bundle) -> Result<Stopped> {
     }
     kill(Pid::from_raw(pid), Signal::SIGTERM)
         .map_err(|e| Error::Setup(format!("cannot stop dnsmasq (pid {pid}): {e}")))?;
+    Ok(wait_or_kill(bundle, pid))
+}
+
+/// The dnsmasq processes of a bundle whose directory is gone (deleted while its container
+/// ran, so no pid file is left): processes named dnsmasq whose command line names the
+/// bundle's configuration, stopped like [`stop`]. Not filtered by uid: dnsmasq drops to
+/// `nobody`. Does nothing while the directory exists.
+pub fn reap_orphans(bundle: &Bundle) -> Vec<Stopped> {
+    if std::fs::symlink_metadata(&bundle.dir).is_ok() {
+        return Vec::new();
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let pids: Vec<i32> = procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|pid| is_ours(bundle, *pid))
+        .collect();
+    pids.into_iter()
+        .map(|pid| match kill(Pid::from_raw(pid), Signal::SIGTERM) {
+            Ok(()) => wait_or_kill(bundle, pid),
+            Err(_) => Stopped::Stale(pid),
+        })
+        .collect()
+}
+
+/// After TERM: poll every 50 ms for up to 2 s, then KILL.
+fn wait_or_kill(bundle: &Bundle, pid: i32) -> Stopped {
     let deadline = Instant::now() + GRACE;
     while Instant::now() < deadline {
         if !is_ours(bundle, pid) {
-            return Ok(Stopped::Terminated(pid));
+            return Stopped::Terminated(pid);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    Ok(Stopped::Killed(pid))
+    Stopped::Killed(pid)
 }
 
 /// Stop the running dnsmasq (if any) and start it again with the current configuration.

@@ -16,7 +16,16 @@ use crate::{netns, tools, BUNDLE_VERSION};
 pub fn run(stage: Stage, input: &[u8], env: &HookEnv, log: &mut HookLog) -> Result<(), String> {
     let state = OciState::parse(input)?;
     let euid = crate::paths::effective_uid().unwrap_or(u32::MAX);
-    let dir = statedir::validate(state.annotation("terok.shield.state_dir"), euid)?;
+    let raw_dir = state.annotation("terok.shield.state_dir");
+    let dir = match statedir::validate(raw_dir, euid) {
+        Ok(dir) => dir,
+        Err(e) => {
+            if stage == Stage::Poststop {
+                reap_orphans(raw_dir, log);
+            }
+            return Err(e);
+        }
+    };
     log.attach(&dir);
     let bundle = Bundle::new(dir);
     match stage {
@@ -26,6 +35,15 @@ pub fn run(stage: Stage, input: &[u8], env: &HookEnv, log: &mut HookLog) -> Resu
             stop_dnsmasq(&bundle, log);
             Ok(())
         }
+    }
+}
+
+/// poststop of a container whose bundle was deleted while it ran: its dnsmasq, if any, is
+/// found by the configuration path on its command line.
+fn reap_orphans(raw_dir: Option<&str>, log: &mut HookLog) {
+    let Some(dir) = raw_dir.map(std::path::Path::new).filter(|d| d.is_absolute()) else { return };
+    for stopped in dnsmasq::reap_orphans(&Bundle::new(dir)) {
+        log.write(&format!("poststop: state dir is gone; stopped its orphaned dnsmasq ({stopped:?})"));
     }
 }
 
