@@ -1340,3 +1340,129 @@ fn rootless_dnsmasq_static_tier() {
 fn rootless_lookup_tier_when_apparmor_confines_dnsmasq() {
     static_tiers(Who::User, "lookup", CONFINED_DNSMASQ);
 }
+
+/// `count` UDP datagrams to `dest:port`, sent from inside the network namespace of process
+/// `pid` (a thread of this test enters it), as fast as they go. Each is refused by the
+/// container's firewall; send errors are expected and ignored.
+fn flood_from(pid: &str, dest: &str, port: u16, count: usize) -> std::time::Duration {
+    let pid: u32 = pid.trim().parse().unwrap_or_else(|e| panic!("pid {pid:?}: {e}"));
+    let dest: std::net::SocketAddr = format!("{dest}:{port}").parse().unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        terok_shield::netns::enter_net_of(pid).unwrap_or_else(|e| panic!("{e}"));
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap_or_else(|e| panic!("{e}"));
+        let start = std::time::Instant::now();
+        for _ in 0..count {
+            let _ = sock.send_to(b"x", dest);
+        }
+        start.elapsed()
+    })
+    .join()
+    .unwrap_or_else(|_| panic!("flood thread"))
+}
+
+/// The `blocked` rows of an audit log.
+fn blocked_rows(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["action"] == "blocked")
+        .collect()
+}
+
+/// Wait up to `limit` for `f` to hold.
+fn within(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if start.elapsed() >= limit {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The NFLOG reader: a blocked connection is audited once, within a second, with address,
+/// port, protocol and the domain its address came from; a flood of 1 000 blocked packets
+/// gives one row; a domain carrying control characters is written sanitised; poststop
+/// stops the reader.
+fn blocked_connections_are_audited(who: Who) {
+    let Some((h, name)) = start_shielded(who, "nflog", &["allowed.shield.test"], &["sleep", "600"], true, None) else {
+        return;
+    };
+    let dir = h.state_dir(&name);
+    let reader = std::fs::read_to_string(dir.join("reader.pid")).unwrap_or_default();
+    let reader_proc = format!("/proc/{}", reader.trim());
+    assert!(!reader.trim().is_empty() && std::path::Path::new(&reader_proc).exists(), "{who:?}: no reader");
+    // One connection to a name the allowlist lacks: looked up (so dnsmasq logs the answer),
+    // then refused.
+    let out = h.podman(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "nslookup unlisted.shield.test >/dev/null; nc -w 2 unlisted.shield.test 80 </dev/null; true",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ok = within(std::time::Duration::from_secs(1), || !blocked_rows(&dir).is_empty());
+    let log = std::fs::read_to_string(dir.join("reader.log")).unwrap_or_default();
+    assert!(ok, "{who:?}: no blocked row within a second after the refusal; reader.log: {log}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let rows = blocked_rows(&dir);
+    assert_eq!(rows.len(), 1, "{who:?}: {rows:?}");
+    let r = &rows[0];
+    assert_eq!(
+        (r["container"].as_str(), r["dest"].as_str(), r["port"].as_u64(), r["proto"].as_str(), r["domain"].as_str()),
+        (Some(name.as_str()), Some(UNLISTED_V4), Some(80), Some("tcp"), Some("unlisted.shield.test")),
+        "{who:?}: {r}"
+    );
+    // A flood: 1 000 packets to one address, one row.
+    let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout;
+    let took = flood_from(&pid, "198.51.100.14", 9, 1000);
+    assert!(took < std::time::Duration::from_secs(1), "the flood took {took:?}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let rows = blocked_rows(&dir);
+    let flood: Vec<_> = rows.iter().filter(|r| r["dest"] == "198.51.100.14").collect();
+    assert_eq!(flood.len(), 1, "{who:?}: {flood:?}");
+    assert_eq!((flood[0]["port"].as_u64(), flood[0]["proto"].as_str()), (Some(9), Some("udp")));
+    let rules = h.shield(&["rules", &name]).stdout;
+    let blocked_rule = rules.lines().find(|l| l.contains("TEROK_SHIELD_BLOCKED")).unwrap_or_default().to_string();
+    let packets: u64 = blocked_rule
+        .split("packets ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(packets >= 1000, "{who:?}: the firewall refused only {packets} packets: {blocked_rule}");
+    // A domain with control characters in the DNS log (as a dnsmasq that does not escape
+    // would write it) reaches the audit log sanitised.
+    let mut f =
+        std::fs::OpenOptions::new().append(true).open(dir.join("dnsmasq.log")).unwrap_or_else(|e| panic!("{e}"));
+    use std::io::Write;
+    writeln!(f, "Nov 25 00:00:00 dnsmasq[1]: 9 127.0.0.1/1 reply \x1b[31mevil\x07.test is 198.51.100.15")
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(f);
+    flood_from(&pid, "198.51.100.15", 443, 1);
+    assert!(within(std::time::Duration::from_secs(2), || blocked_rows(&dir)
+        .iter()
+        .any(|r| r["dest"] == "198.51.100.15")));
+    let raw = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default();
+    assert!(raw.contains(r#""domain":" [31mevil .test""#), "{raw}");
+    assert!(!raw.contains('\x1b') && !raw.contains("\\u001b"), "{raw}");
+    // poststop stops the reader.
+    h.podman(&["rm", "-f", &name]);
+    let gone = within(std::time::Duration::from_secs(5), || !std::path::Path::new(&reader_proc).exists());
+    assert!(gone, "{who:?}: the reader outlived its container");
+}
+
+#[test]
+fn rootful_blocked_connections_are_audited() {
+    blocked_connections_are_audited(Who::Root);
+}
+
+#[test]
+fn rootless_blocked_connections_are_audited() {
+    blocked_connections_are_audited(Who::User);
+}

@@ -8,7 +8,6 @@ use crate::bundle::layout::AUDIT_LOG;
 /// Append one row (`ts`, `container`, `action`, then `dest` and `detail` when given).
 /// Auditing never fails the operation it records; a failed write is reported on stderr.
 pub fn append(state_dir: &Path, container: &str, action: &str, dest: Option<&str>, detail: Option<&str>) {
-    use std::os::unix::fs::OpenOptionsExt;
     let mut row = serde_json::Map::new();
     row.insert("ts".into(), now_utc().into());
     row.insert("container".into(), container.into());
@@ -19,7 +18,14 @@ pub fn append(state_dir: &Path, container: &str, action: &str, dest: Option<&str
     if let Some(d) = detail {
         row.insert("detail".into(), d.into());
     }
-    let line = format!("{}\n", serde_json::Value::Object(row));
+    append_line(state_dir, &serde_json::Value::Object(row).to_string());
+}
+
+/// Append one ready JSON line (no newline). Lines are short and written with one `write`
+/// on an `O_APPEND` descriptor, so concurrent writers never interleave.
+pub fn append_line(state_dir: &Path, json: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let line = format!("{json}\n");
     let path = state_dir.join(AUDIT_LOG);
     let written = std::fs::OpenOptions::new()
         .append(true)

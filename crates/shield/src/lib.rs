@@ -20,6 +20,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod nftnl;
+pub mod observe;
 pub mod paths;
 pub mod podman;
 pub mod prepare;

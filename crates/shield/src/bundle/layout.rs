@@ -24,6 +24,8 @@ pub const CONTAINER_ID: &str = "container.id";
 pub const HOOK_ERROR_LOG: &str = "hook-error.log";
 pub const AUDIT_LOG: &str = "audit.jsonl";
 pub const META_PATH: &str = "meta_path";
+pub const READER_PID: &str = "reader.pid";
+pub const READER_LOG: &str = "reader.log";
 pub const LOCK: &str = ".lock";
 
 /// A bundle directory.

@@ -1,21 +1,123 @@
 //! The bridge hook (hooks.md §6): soft. It never blocks a start; every failure is logged.
-//! It persists `dossier.meta_path`; the NFLOG reader it will start is the observability
-//! work still to come.
+//! createRuntime persists `dossier.meta_path` and starts the container's NFLOG reader
+//! ([`crate::observe::reader`]) in the container's network namespace; poststop stops it.
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use terok_shield_policy::names::validate_container_name;
+
+use super::envboot::HookEnv;
 use super::log::HookLog;
 use super::oci_state::OciState;
 use super::{statedir, Stage};
-use crate::bundle::layout::META_PATH;
+use crate::bundle::layout::{Bundle, META_PATH, READER_LOG, READER_PID};
 
-pub fn run(stage: Stage, input: &[u8], log: &mut HookLog) -> Result<(), String> {
+/// How long a stopping reader gets before KILL.
+const GRACE: Duration = Duration::from_secs(2);
+
+pub fn run(stage: Stage, input: &[u8], env: &HookEnv, log: &mut HookLog) -> Result<(), String> {
     let state = OciState::parse(input)?;
     let euid = crate::paths::effective_uid().unwrap_or(u32::MAX);
     let dir = statedir::validate(state.annotation("terok.shield.state_dir"), euid)?;
     log.attach(&dir);
-    if stage == Stage::CreateRuntime {
-        if let Some(meta) = state.annotation("dossier.meta_path").filter(|m| !m.is_empty()) {
-            crate::fsutil::write_atomic(&dir.join(META_PATH), meta.as_bytes(), 0o600).map_err(|e| e.to_string())?;
+    let bundle = Bundle::new(dir);
+    match stage {
+        Stage::CreateRuntime => {
+            if let Some(meta) = state.annotation("dossier.meta_path").filter(|m| !m.is_empty()) {
+                crate::fsutil::write_atomic(&bundle.path(META_PATH), meta.as_bytes(), 0o600)
+                    .map_err(|e| e.to_string())?;
+            }
+            start_reader(&state, &bundle, env)
+        }
+        Stage::Poststop => {
+            stop_reader(&bundle, log);
+            Ok(())
         }
     }
+}
+
+/// The pid in `reader.pid` when that process is this bundle's reader.
+pub fn running_reader(bundle: &Bundle) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(bundle.path(READER_PID)).ok()?.trim().parse().ok()?;
+    is_reader(bundle, pid).then_some(pid)
+}
+
+/// Process `pid` runs `… reader <this state dir> <container> … --emit=socket …`.
+fn is_reader(bundle: &Bundle, pid: i32) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+    let dir = bundle.dir.as_os_str().as_encoded_bytes();
+    args.len() >= 4 && args[1] == b"reader" && args[2] == dir && args[4..].contains(&b"--emit=socket".as_slice())
+}
+
+fn start_reader(state: &OciState, bundle: &Bundle, env: &HookEnv) -> Result<(), String> {
+    if state.id.is_empty() {
+        return Err("missing container id — skipping reader".into());
+    }
+    if running_reader(bundle).is_some() {
+        return Ok(());
+    }
+    let pid = state.pid.ok_or("OCI state has no pid — skipping reader")?;
+    let short: String = state.id.chars().take(12).collect();
+    let name = state.annotation("terok.shield.name").filter(|n| validate_container_name(n).is_ok());
+    let annotations: serde_json::Map<String, serde_json::Value> = state
+        .annotations
+        .iter()
+        .filter(|(k, _)| k.starts_with("dossier."))
+        .map(|(k, v)| (k.clone(), v.clone().into()))
+        .collect();
+    let log = open_log(&bundle.path(READER_LOG)).map_err(|e| format!("cannot start the reader: {e}"))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot start the reader: {e}"))?;
+    let child = Command::new(exe)
+        .arg("reader")
+        .arg(&bundle.dir)
+        .arg(name.unwrap_or(&short))
+        .arg("--emit=socket")
+        .arg(format!("--annotations={}", serde_json::Value::Object(annotations)))
+        .arg(format!("--container-id={}", state.id))
+        .arg(format!("--netns-pid={pid}"))
+        .env_clear()
+        .envs(env.child_env())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start the reader: {e}"))?;
+    let pid = child.id();
+    if let Err(e) = crate::fsutil::write_atomic(&bundle.path(READER_PID), format!("{pid}\n").as_bytes(), 0o600) {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        return Err(format!("cannot record the reader's pid: {e}"));
+    }
     Ok(())
+}
+
+fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
+}
+
+/// TERM, then KILL after 2 s; `reader.pid` is removed in every case.
+fn stop_reader(bundle: &Bundle, log: &mut HookLog) {
+    if let Some(pid) = running_reader(bundle) {
+        if kill(Pid::from_raw(pid), Signal::SIGTERM).is_ok() {
+            let deadline = Instant::now() + GRACE;
+            while is_reader(bundle, pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if is_reader(bundle, pid) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                log.write(&format!("poststop: the reader (pid {pid}) survived SIGTERM; killed"));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(bundle.path(READER_PID));
 }

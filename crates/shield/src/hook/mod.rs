@@ -61,7 +61,7 @@ pub fn main(args: &[String]) -> i32 {
         let env = envboot::bootstrap();
         match kind {
             Kind::Nft => nft_hook::run(stage, &input, &env, &mut log),
-            Kind::Bridge => bridge_hook::run(stage, &input, &mut log),
+            Kind::Bridge => bridge_hook::run(stage, &input, &env, &mut log),
         }
     }));
     if std::env::var_os("TEROK_SHIELD_HOOK_STATS").is_some() {
