@@ -162,6 +162,19 @@ pub enum Verb {
         /// How many entries (the last N)
         #[arg(short = 'n', default_value_t = 50, allow_negative_numbers = true)]
         n: i64,
+        /// One JSON array of the entries (compact)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stream a container's events (blocked packets, DNS queries, audit rows) as JSON lines
+    Watch {
+        /// Container name
+        container: String,
+    },
+    /// Ask on the terminal about each blocked destination: allow or deny
+    SimpleClearance {
+        /// Container name
+        container: String,
     },
 }
 

@@ -1341,6 +1341,53 @@ fn rootless_lookup_tier_when_apparmor_confines_dnsmasq() {
     static_tiers(Who::User, "lookup", CONFINED_DNSMASQ);
 }
 
+/// Validate `items` against `schema/<name>.v1.json` (JSON Schema 2020-12).
+fn check_schema(name: &str, items: &[serde_json::Value]) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../schema/{name}.v1.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.add_resource("mem://schema.json", schema).unwrap_or_else(|e| panic!("{e}"));
+    let index = compiler.compile("mem://schema.json", &mut schemas).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(!items.is_empty(), "{name}: nothing to check");
+    for item in items {
+        if let Err(e) = schemas.validate(item, index) {
+            panic!("{name}: {item} does not match the schema: {e}");
+        }
+    }
+}
+
+/// Signal a command started by [`Home::cmd`]: the program itself, also when `runuser`
+/// started it (runuser does not pass signals on).
+fn terminate(child: &std::process::Child, sig: nix::sys::signal::Signal) {
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id())).unwrap_or_default();
+    let target = children.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(child.id() as i32);
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(target), sig);
+}
+
+/// One DNS query (type A) for the name made of `labels`, sent to the container's dnsmasq
+/// (127.0.0.1:53) from inside the network namespace of process `pid`.
+fn dns_query_from(pid: &str, labels: &[&[u8]]) {
+    let pid: u32 = pid.trim().parse().unwrap_or_else(|e| panic!("pid {pid:?}: {e}"));
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in labels {
+        q.push(l.len() as u8);
+        q.extend_from_slice(l);
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    std::thread::spawn(move || {
+        terok_shield::netns::enter_net_of(pid).unwrap_or_else(|e| panic!("{e}"));
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap_or_else(|e| panic!("{e}"));
+        sock.send_to(&q, "127.0.0.1:53").unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = [0u8; 512];
+        let _ = sock.recv(&mut buf);
+    })
+    .join()
+    .unwrap_or_else(|_| panic!("query thread"));
+}
+
 /// `count` UDP datagrams to `dest:port`, sent from inside the network namespace of process
 /// `pid` (a thread of this test enters it), as fast as they go. Each is refused by the
 /// container's firewall; send errors are expected and ignored.
@@ -1451,6 +1498,9 @@ fn blocked_connections_are_audited(who: Who) {
     let raw = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default();
     assert!(raw.contains(r#""domain":" [31mevil .test""#), "{raw}");
     assert!(!raw.contains('\x1b') && !raw.contains("\\u001b"), "{raw}");
+    let rows: Vec<serde_json::Value> =
+        raw.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect();
+    check_schema("audit-row", &rows);
     // poststop stops the reader.
     h.podman(&["rm", "-f", &name]);
     let gone = within(std::time::Duration::from_secs(5), || !std::path::Path::new(&reader_proc).exists());
@@ -1465,4 +1515,172 @@ fn rootful_blocked_connections_are_audited() {
 #[test]
 fn rootless_blocked_connections_are_audited() {
     blocked_connections_are_audited(Who::User);
+}
+
+/// `watch`: events from the three sources, as JSON lines, sanitised, ended by SIGTERM.
+fn watch_streams_events(who: Who) {
+    let Some((h, name)) = start_shielded(who, "watch", &["allowed.shield.test"], &["sleep", "600"], true, None) else {
+        return;
+    };
+    let e = env().unwrap_or_else(|| unreachable!());
+    let mut child = h
+        .cmd(&e.bin.join("terok-shield").display().to_string(), &["watch", &name])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| unreachable!());
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<String>>()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let script = "nslookup unlisted.shield.test >/dev/null; nc -w 2 unlisted.shield.test 80 </dev/null; true";
+    assert_eq!(h.podman(&["exec", &name, "sh", "-c", script]).code, 0);
+    // A query for a name with an escape sequence in it, to the container's dnsmasq.
+    let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout;
+    dns_query_from(&pid, &[b"bad\x1b[31m\x07", b"shield", b"test"]);
+    // dnsmasq 2.90 logs that as `<name unprintable>`; another dnsmasq might write it raw.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(h.state_dir(&name).join("dnsmasq.log"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    use std::io::Write;
+    writeln!(f, "Nov 25 00:00:00 dnsmasq[1]: 9 127.0.0.1/1 query[A] raw\x1b[31m\x07.shield.test from 127.0.0.1")
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(f);
+    assert_eq!(h.shield(&["allow", &name, ALLOWED_V4]).code, 0);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    terminate(&child, nix::sys::signal::Signal::SIGTERM);
+    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    let lines = lines.join().unwrap_or_default();
+    let text = lines.join("\n");
+    assert!(status.success(), "{who:?}: watch ended with {status}: {text}");
+    let events: Vec<serde_json::Value> =
+        lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect();
+    let has = |f: &dyn Fn(&serde_json::Value) -> bool| events.iter().any(f);
+    assert!(
+        has(&|e| e["source"] == "dns" && e["action"] == "blocked_query" && e["domain"] == "unlisted.shield.test"),
+        "{who:?}: {text}"
+    );
+    assert!(
+        has(&|e| e["source"] == "nflog"
+            && e["action"] == "queued_connection"
+            && e["dest"] == UNLISTED_V4
+            && e["port"] == 80
+            && e["domain"] == "unlisted.shield.test"),
+        "{who:?}: {text}"
+    );
+    assert!(has(&|e| e["source"] == "audit" && e["action"] == "allowed" && e["dest"] == ALLOWED_V4), "{who:?}: {text}");
+    assert!(!has(&|e| e["source"] == "dns" && e["domain"] == "allowed.shield.test"), "{who:?}: {text}");
+    assert!(
+        has(&|e| e["source"] == "dns" && e["domain"].as_str().is_some_and(|d| d.contains("[31m"))),
+        "{who:?}: {text}"
+    );
+    assert!(lines.iter().all(|l| !l.chars().any(|c| c.is_control()) && !l.contains("\\u00")), "{who:?}: {text:?}");
+    check_schema("watch-event", &events);
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_watch_streams_events() {
+    watch_streams_events(Who::Root);
+}
+
+#[test]
+fn rootless_watch_streams_events() {
+    watch_streams_events(Who::User);
+}
+
+/// The container starts, shielded, when its NFLOG reader cannot: the bridge hook is soft.
+fn starts_without_a_reader(who: Who) {
+    let Some(e) = env() else { return };
+    ensure_setup(who);
+    let h = Home::new(who);
+    h.profile("lab", &format!("+{ALLOWED_V4}\n"));
+    let name = format!("tsh-noreader-{}-{who:?}", std::process::id()).to_lowercase();
+    let out = h.shield(&["prepare", &name, "--profiles", "lab", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let flags: Vec<String> = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    // reader.log as a directory: the hook cannot open the reader's log, so it cannot start it.
+    h.sh(&format!("mkdir {}", h.state_dir(&name).join("reader.log").display()));
+    let mut args: Vec<&str> = vec!["run", "-d"];
+    args.extend(flags.iter().map(String::as_str));
+    args.extend([e.image.as_str(), "sleep", "600"]);
+    let out = h.podman(&args);
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    h.probe(&name, &format!("{who:?} without a reader"), &[(ALLOWED_V4, true), (UNLISTED_V4, false)]);
+    assert!(!h.state_dir(&name).join("reader.pid").exists());
+    let log = std::fs::read_to_string(h.state_dir(&name).join("hook-error.log")).unwrap_or_default();
+    assert!(log.contains("terok-shield bridge hook: cannot start the reader"), "{who:?}: {log}");
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_container_starts_when_the_reader_cannot() {
+    starts_without_a_reader(Who::Root);
+}
+
+#[test]
+fn rootless_container_starts_when_the_reader_cannot() {
+    starts_without_a_reader(Who::User);
+}
+
+/// `simple-clearance` on a pseudo-terminal: a blocked destination is asked about, a wrong
+/// answer is explained, `a` allows it (and the container then reaches it).
+#[test]
+fn rootful_simple_clearance_on_a_terminal() {
+    let Some((h, name)) = start_shielded(Who::Root, "clear", &["allowed.shield.test"], &["sleep", "600"], true, None)
+    else {
+        return;
+    };
+    let e = env().unwrap_or_else(|| unreachable!());
+    let pty = nix::pty::openpty(None, None).unwrap_or_else(|e| panic!("{e}"));
+    let slave = || std::process::Stdio::from(pty.slave.try_clone().unwrap_or_else(|e| panic!("{e}")));
+    let mut child = h
+        .cmd(&e.bin.join("terok-shield").display().to_string(), &["simple-clearance", &name])
+        .stdin(slave())
+        .stdout(slave())
+        .stderr(slave())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut term = std::fs::File::from(pty.master);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let mut term = term.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = term.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap_or_else(|p| p.into_inner()).push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let wait_for = |what: &str| {
+        let ok = within(std::time::Duration::from_secs(10), || {
+            seen.lock().unwrap_or_else(|p| p.into_inner()).contains(what)
+        });
+        assert!(ok, "no {what:?} on the terminal: {}", seen.lock().unwrap_or_else(|p| p.into_inner()));
+    };
+    wait_for("Watching for blocked connections... (Ctrl-C to stop)");
+    let script = "nslookup unlisted.shield.test >/dev/null; nc -w 2 unlisted.shield.test 80 </dev/null; true";
+    assert_eq!(h.podman(&["exec", &name, "sh", "-c", script]).code, 0);
+    wait_for(&format!("[BLOCKED] {UNLISTED_V4} (unlisted.shield.test) :80 — allow/deny? "));
+    use std::io::Write;
+    term.write_all(b"maybe\n").unwrap_or_else(|e| panic!("{e}"));
+    wait_for("  Unknown input. Type 'a' to allow or 'd' to deny.");
+    term.write_all(b"a\n").unwrap_or_else(|e| panic!("{e}"));
+    wait_for(&format!("  ✓ allowed {UNLISTED_V4} (unlisted.shield.test)"));
+    h.probe(&name, "after the verdict", &[(UNLISTED_V4, true)]);
+    terminate(&child, nix::sys::signal::Signal::SIGINT);
+    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "{status}");
+    drop(term);
+    drop(pty.slave);
+    let _ = reader;
+    h.podman(&["rm", "-f", &name]);
 }

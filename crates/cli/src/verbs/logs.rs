@@ -1,4 +1,5 @@
-//! `logs [--container NAME] [-n N]`: audit entries, one JSON object per line.
+//! `logs [--container NAME] [-n N] [--json]`: audit entries, one JSON object per line (or
+//! one compact JSON array with `--json`), merged across containers by time.
 //!
 //! Reads `<state root>/containers/*/audit.jsonl`; lines that are not JSON objects are
 //! skipped, and every entry is re-serialised, so no raw byte of the file reaches the terminal.
@@ -12,12 +13,15 @@ use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::output;
 
-pub fn run(ctx: &Context, container: Option<&str>, n: i64) -> CliResult {
+pub fn run(ctx: &Context, container: Option<&str>, n: i64, json: bool) -> CliResult {
     let n = usize::try_from(n.max(0)).unwrap_or(0);
     match container {
         Some(name) => {
             validate_container_name(name).map_err(|e| CliError::Shield(e.into()))?;
             let entries = tail(&container_dir(&ctx.state_root, name).join("audit.jsonl"), n);
+            if json {
+                return print_json(&entries);
+            }
             output::lines(&entries.iter().map(render).collect::<Vec<_>>())
         }
         None => {
@@ -32,12 +36,28 @@ pub fn run(ctx: &Context, container: Option<&str>, n: i64) -> CliResult {
             all.sort_by(|a, b| ts(a).cmp(ts(b)));
             let start = all.len().saturating_sub(n);
             let shown = &all[start..];
+            if json {
+                return print_json(shown);
+            }
             if shown.is_empty() {
                 return output::print("No audit logs found.\n");
             }
             output::lines(&shown.iter().map(render).collect::<Vec<_>>())
         }
     }
+}
+
+/// `[entry, …]`, compact, with the same escaping as the line output.
+fn print_json(entries: &[serde_json::Value]) -> CliResult {
+    let items: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            let mut out = String::new();
+            write_value(e, COMPACT, &mut out);
+            out
+        })
+        .collect();
+    output::print(&format!("[{}]\n", items.join(",")))
 }
 
 fn ts(v: &serde_json::Value) -> &str {
@@ -61,21 +81,26 @@ fn tail(path: &Path, n: usize) -> Vec<serde_json::Value> {
 /// JSON with `", "` and `": "` separators and every non-ASCII or control character escaped.
 fn render(v: &serde_json::Value) -> String {
     let mut out = String::new();
-    write_value(v, &mut out);
+    write_value(v, SPACED, &mut out);
     out
 }
 
-fn write_value(v: &serde_json::Value, out: &mut String) {
+/// Item and key separators.
+type Separators = (&'static str, &'static str);
+const SPACED: Separators = (", ", ": ");
+const COMPACT: Separators = (",", ":");
+
+fn write_value(v: &serde_json::Value, sep: Separators, out: &mut String) {
     match v {
         serde_json::Value::Object(map) => {
             out.push('{');
             for (i, (k, val)) in map.iter().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    out.push_str(sep.0);
                 }
                 write_str(k, out);
-                out.push_str(": ");
-                write_value(val, out);
+                out.push_str(sep.1);
+                write_value(val, sep, out);
             }
             out.push('}');
         }
@@ -83,9 +108,9 @@ fn write_value(v: &serde_json::Value, out: &mut String) {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    out.push_str(sep.0);
                 }
-                write_value(item, out);
+                write_value(item, sep, out);
             }
             out.push(']');
         }

@@ -1,6 +1,7 @@
 //! One module per verb; [`dispatch`] routes an invocation to it.
 
 mod check_environment;
+mod clearance;
 mod live;
 mod logs;
 mod prepare;
@@ -9,6 +10,7 @@ mod profiles;
 mod setup;
 mod status;
 mod version;
+mod watch;
 
 use crate::args::{help, Invocation, Verb};
 use crate::context::Context;
@@ -41,7 +43,9 @@ pub fn dispatch(inv: Invocation) -> CliResult {
         Verb::Preview { down, disengage, profiles, allow, deny } => {
             preview::run(&ctx, preview::Request { down, disengage, profiles, allow, deny })
         }
-        Verb::Logs { container, n } => logs::run(&ctx, container.as_deref(), n),
+        Verb::Logs { container, n, json } => logs::run(&ctx, container.as_deref(), n, json),
+        Verb::Watch { container } => watch::run(&ctx, &container),
+        Verb::SimpleClearance { container } => clearance::run(&ctx, &container),
         Verb::Prepare { container, profiles, json } => prepare::prepare(&ctx, &container, profiles.as_deref(), json),
         Verb::Run { container, profiles } => prepare::run(&ctx, &container, profiles.as_deref(), &inv.trailing),
         Verb::Setup { user, root } => setup::setup(&ctx, setup::target(user, root)),

@@ -5,12 +5,11 @@
 //! Every string here comes from the container (the names it asks for); callers sanitise.
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-/// Read at most this much per poll; the rest waits for the next one.
-const MAX_READ: u64 = 1 << 20;
+use super::tail::Tail;
+
 /// Bounds of the maps a flood of queries could grow.
 const MAX_DOMAINS: usize = 8192;
 const MAX_FORWARDED: usize = 1024;
@@ -30,9 +29,7 @@ pub enum Line {
 /// A followed `dnsmasq.log`.
 #[derive(Debug)]
 pub struct DnsLog {
-    path: PathBuf,
-    offset: u64,
-    partial: Vec<u8>,
+    tail: Tail,
     /// Query serial → name, for queries dnsmasq forwarded upstream.
     forwarded: HashMap<String, String>,
     domains: HashMap<IpAddr, String>,
@@ -41,13 +38,12 @@ pub struct DnsLog {
 impl DnsLog {
     /// Follow `path` from its current end (what happened before is not reported).
     pub fn at_end(path: PathBuf) -> Self {
-        let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        DnsLog { path, offset, partial: Vec::new(), forwarded: HashMap::new(), domains: HashMap::new() }
+        DnsLog { tail: Tail::at_end(path), forwarded: HashMap::new(), domains: HashMap::new() }
     }
 
     /// Follow `path` from its start (the domain cache learns the answers already logged).
     pub fn from_start(path: PathBuf) -> Self {
-        DnsLog { path, offset: 0, partial: Vec::new(), forwarded: HashMap::new(), domains: HashMap::new() }
+        DnsLog { tail: Tail::from_start(path), forwarded: HashMap::new(), domains: HashMap::new() }
     }
 
     /// The name an answer last gave for `addr`.
@@ -58,23 +54,7 @@ impl DnsLog {
     /// The complete lines written since the last poll. A file that shrank (rotated or
     /// truncated) is followed from its new start; read errors report nothing.
     pub fn poll(&mut self) -> Vec<Line> {
-        let Ok(mut f) = std::fs::File::open(&self.path) else { return Vec::new() };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        if len < self.offset {
-            self.offset = 0;
-            self.partial.clear();
-        }
-        if len == self.offset || f.seek(SeekFrom::Start(self.offset)).is_err() {
-            return Vec::new();
-        }
-        let mut chunk = Vec::new();
-        let Ok(n) = f.take(MAX_READ).read_to_end(&mut chunk) else { return Vec::new() };
-        self.offset += n as u64;
-        self.partial.extend_from_slice(&chunk);
-        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else { return Vec::new() };
-        let complete: Vec<u8> = self.partial.drain(..=end).collect();
-        let text = String::from_utf8_lossy(&complete);
-        text.lines().filter_map(|l| self.take(l)).collect()
+        self.tail.lines().iter().filter_map(|l| self.take(l)).collect()
     }
 
     fn take(&mut self, line: &str) -> Option<Line> {

@@ -88,7 +88,7 @@ impl Args {
 
 /// Run until SIGTERM/SIGINT; returns the exit code.
 pub fn main(args: &[String]) -> i32 {
-    harden();
+    super::harden();
     let a = match Args::parse(args) {
         Ok(a) => a,
         Err(e) => {
@@ -118,13 +118,6 @@ pub fn main(args: &[String]) -> i32 {
             1
         }
     }
-}
-
-/// No core dumps, not dumpable, no new privileges. Best effort.
-fn harden() {
-    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
-    let _ = nix::sys::prctl::set_dumpable(false);
-    let _ = nix::sys::prctl::set_no_new_privs();
 }
 
 struct Reader<'a> {

@@ -1,0 +1,186 @@
+//! `simple-clearance CONTAINER` (observe.md §7): ask on the terminal about each blocked
+//! destination and apply the answer with this program's own `allow`/`deny`.
+//!
+//! Blocked destinations come from the container's NFLOG reader (its fan-out socket), the one
+//! process that may bind NFLOG in the container's namespace; each is asked about once per
+//! session.
+
+use std::collections::{HashSet, VecDeque};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::SignalFd;
+use terok_shield::container;
+use terok_shield::observe::fanout::SOCKET;
+use terok_shield_policy::sanitize::sanitize_wire;
+
+use crate::context::Context;
+use crate::error::{CliError, CliResult};
+
+struct Blocked {
+    dest: String,
+    port: u64,
+    domain: String,
+}
+
+impl Blocked {
+    fn label(&self) -> String {
+        if self.domain.is_empty() {
+            self.dest.clone()
+        } else {
+            format!("{} ({})", self.dest, self.domain)
+        }
+    }
+}
+
+pub fn run(ctx: &Context, name: &str) -> CliResult {
+    if hub_active() {
+        return Err(CliError::Message(
+            "the clearance hub (org.terok.Shield1) owns verdicts on the session bus; stop it first: systemctl --user stop terok-clearance-hub".into(),
+        ));
+    }
+    let bundle = container::locate(&ctx.state_root, name)?;
+    let path = bundle.path(SOCKET);
+    let mut reader = UnixStream::connect(&path).map_err(|e| {
+        CliError::Message(format!(
+            "no NFLOG reader runs for {name} ({}: {e}); it starts with the container when terok-shield's hooks are installed",
+            path.display()
+        ))
+    })?;
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGINT);
+    signals.thread_block().map_err(|e| CliError::Message(format!("signal mask: {e}")))?;
+    let sigfd = SignalFd::new(&signals).map_err(|e| CliError::Message(format!("signalfd: {e}")))?;
+    let mut term = std::io::stdout();
+    let say = |term: &mut std::io::Stdout, s: &str| {
+        let _ = term.write_all(s.as_bytes());
+        let _ = term.flush();
+    };
+    say(&mut term, "Watching for blocked connections... (Ctrl-C to stop)\n\n");
+    let mut queue: VecDeque<Blocked> = VecDeque::new();
+    let mut asked: HashSet<String> = HashSet::new();
+    let (mut from_reader, mut from_user) = (Vec::new(), Vec::new());
+    let stdin = std::io::stdin();
+    loop {
+        let (sig, rd, inp) = {
+            let mut fds = [
+                PollFd::new(sigfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(reader.as_fd(), PollFlags::POLLIN),
+                PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
+            ];
+            let _ = poll(&mut fds, PollTimeout::from(500u16));
+            let ready = |i: usize| fds[i].revents().is_some_and(|ev| !ev.is_empty());
+            (ready(0), ready(1), ready(2))
+        };
+        if sig {
+            break;
+        }
+        if rd && !read_some(&mut reader, &mut from_reader) {
+            break;
+        }
+        for line in take_lines(&mut from_reader) {
+            let Ok(serde_json::Value::Object(e)) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            let s = |k: &str| sanitize_wire(e.get(k).and_then(|v| v.as_str()).unwrap_or(""), 256);
+            if s("action") != "queued_connection" || !asked.insert(s("dest")) {
+                continue;
+            }
+            let b = Blocked {
+                dest: s("dest"),
+                port: e.get("port").and_then(|p| p.as_u64()).unwrap_or(0),
+                domain: s("domain"),
+            };
+            if !queue.is_empty() {
+                say(&mut term, &format!("\n[BLOCKED] {} :{} (queued)", b.label(), b.port));
+            }
+            queue.push_back(b);
+            prompt(&mut term, &queue);
+        }
+        if inp && !read_some(&mut stdin.lock(), &mut from_user) {
+            break;
+        }
+        for line in take_lines(&mut from_user) {
+            let answer = line.trim().to_ascii_lowercase();
+            if answer.is_empty() || queue.is_empty() {
+                continue;
+            }
+            let verb = match answer.as_str() {
+                "a" | "allow" => "allow",
+                "d" | "deny" => "deny",
+                _ => {
+                    say(&mut term, "  Unknown input. Type 'a' to allow or 'd' to deny.\n");
+                    prompt(&mut term, &queue);
+                    continue;
+                }
+            };
+            let Some(head) = queue.front() else { continue };
+            if verdict(verb, name, &head.dest) {
+                let mark = if verb == "allow" { "✓ allowed" } else { "✗ denied" };
+                say(&mut term, &format!("  {mark} {}\n", head.label()));
+                queue.pop_front();
+            } else {
+                say(&mut term, &format!("  ! verdict failed for {} (retry with a/d)\n", head.dest));
+            }
+            prompt(&mut term, &queue);
+        }
+    }
+    Ok(())
+}
+
+fn prompt(term: &mut std::io::Stdout, queue: &VecDeque<Blocked>) {
+    if let Some(head) = queue.front() {
+        let _ = write!(term, "[BLOCKED] {} :{} — allow/deny? ", head.label(), head.port);
+        let _ = term.flush();
+    }
+}
+
+/// Append what is available; false at end of file or on an error.
+fn read_some(src: &mut impl Read, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 8192];
+    match src.read(&mut chunk) {
+        Ok(0) => false,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            true
+        }
+        Err(e) => e.kind() == std::io::ErrorKind::Interrupted || e.kind() == std::io::ErrorKind::WouldBlock,
+    }
+}
+
+fn take_lines(buf: &mut Vec<u8>) -> Vec<String> {
+    let end = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let complete: Vec<u8> = buf.drain(..end).collect();
+    String::from_utf8_lossy(&complete).lines().map(str::to_string).collect()
+}
+
+/// `terok-shield allow|deny <container> <dest>`, this binary, same environment.
+fn verdict(verb: &str, container: &str, dest: &str) -> bool {
+    let Ok(me) = std::env::current_exe() else { return false };
+    std::process::Command::new(me)
+        .args([verb, container, dest])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The clearance hub owns `org.terok.Shield1` on the session bus (2 s timeout; any error,
+/// including no `dbus-send`, means it does not).
+fn hub_active() -> bool {
+    let Some(dbus) = terok_shield::tools::find("dbus-send") else { return false };
+    terok_shield::exec::Cmd::new(&dbus, Duration::from_secs(2))
+        .args([
+            "--session",
+            "--print-reply",
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.NameHasOwner",
+            "string:org.terok.Shield1",
+        ])
+        .run()
+        .is_ok_and(|o| o.status == 0 && o.stdout.contains("boolean true"))
+}
