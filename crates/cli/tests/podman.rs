@@ -1684,3 +1684,118 @@ fn rootful_simple_clearance_on_a_terminal() {
     let _ = reader;
     h.podman(&["rm", "-f", &name]);
 }
+
+/// A stand-in clearance hub at `$XDG_RUNTIME_DIR/terok/events/<id12>/ingester.sock` of
+/// `who`: collects every line it is sent.
+struct Hub {
+    dir: PathBuf,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Hub {
+    fn listen(who: Who, id: &str) -> Hub {
+        let e = env().unwrap_or_else(|| unreachable!());
+        let uid: u32 = match who {
+            Who::Root => 0,
+            Who::User => run(Command::new("id").args(["-u", &e.user])).stdout.trim().parse().unwrap_or(0),
+        };
+        let dir = PathBuf::from(format!("/run/user/{uid}/terok/events/{}", &id[..12]));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let sock = dir.join("ingester.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap_or_else(|e| panic!("{e}"));
+        for p in [dir.parent().and_then(|p| p.parent()).unwrap_or(&dir), dir.parent().unwrap_or(&dir), &dir, &sock] {
+            let _ = nix::unistd::chown(p, Some(nix::unistd::Uid::from_raw(uid)), None);
+        }
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().map_while(Result::ok) {
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    use std::io::BufRead;
+                    for line in std::io::BufReader::new(conn).lines().map_while(Result::ok) {
+                        let v = serde_json::from_str(&line).unwrap_or_else(|e| panic!("hub got {line:?}: {e}"));
+                        sink.lock().unwrap_or_else(|p| p.into_inner()).push(v);
+                    }
+                });
+            }
+        });
+        Hub { dir, lines }
+    }
+
+    fn wait_for(&self, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let mut found = None;
+        within(std::time::Duration::from_secs(5), || {
+            found = self.lines.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|v| f(v)).cloned();
+            found.is_some()
+        });
+        found.unwrap_or_else(|| {
+            panic!("the hub got no {what}: {:?}", self.lines.lock().unwrap_or_else(|p| p.into_inner()))
+        })
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Hub events: `pending` for a blocked destination (with the container's dossier), the
+/// posture events of `up`/`down`, and `container_exited` when the container goes.
+fn hub_events(who: Who) {
+    let Some(e) = env() else { return };
+    ensure_setup(who);
+    let h = Home::new(who);
+    h.profile("lab", "+allowed.shield.test\n");
+    let name = format!("tsh-hub-{}-{who:?}", std::process::id()).to_lowercase();
+    let out = h.shield_with_test_dns(&["prepare", &name, "--profiles", "lab", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let flags: Vec<String> = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let mut args: Vec<&str> = vec!["run", "-d", "--annotation", "dossier.task=t-42"];
+    args.extend(flags.iter().map(String::as_str));
+    args.extend([e.image.as_str(), "sleep", "600"]);
+    let out = run(&mut with_test_dns(&h.cmd("podman", &args)));
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    let id = h.podman(&["inspect", "--format", "{{.Id}}", &name]).stdout.trim().to_string();
+    let hub = Hub::listen(who, &id);
+    let script = "nslookup unlisted.shield.test >/dev/null; nc -w 2 unlisted.shield.test 80 </dev/null; true";
+    assert_eq!(h.podman(&["exec", &name, "sh", "-c", script]).code, 0);
+    let p = hub.wait_for("pending", |v| v["type"] == "pending");
+    assert_eq!(
+        (&p["container"], &p["id"], &p["dest"], &p["port"], &p["proto"], &p["domain"], &p["dossier"]),
+        (
+            &serde_json::json!(name),
+            &serde_json::json!(format!("{name}:1")),
+            &serde_json::json!(UNLISTED_V4),
+            &serde_json::json!(80),
+            &serde_json::json!(6),
+            &serde_json::json!("unlisted.shield.test"),
+            &serde_json::json!({"task": "t-42"})
+        ),
+        "{who:?}: {p}"
+    );
+    assert!(p["ts"].as_str().is_some_and(|t| t.len() == "2026-01-01T00:00:00.000000+00:00".len()), "{p}");
+    for (args, kind) in [
+        (vec!["down", name.as_str(), "--container-id", id.as_str()], "shield_down"),
+        (vec!["down", name.as_str(), "--container-id", id.as_str(), "--disengage"], "shield_disengaged"),
+        (vec!["up", name.as_str(), "--container-id", id.as_str()], "shield_up"),
+    ] {
+        assert_eq!(h.shield(&args).code, 0);
+        let v = hub.wait_for(kind, |v| v["type"] == kind);
+        assert_eq!(v["container"], serde_json::json!(name), "{v}");
+    }
+    h.podman(&["rm", "-f", &name]);
+    let v = hub.wait_for("container_exited", |v| v["type"] == "container_exited");
+    assert_eq!(v["reason"], "poststop", "{v}");
+}
+
+#[test]
+fn rootful_hub_events() {
+    hub_events(Who::Root);
+}
+
+#[test]
+fn rootless_hub_events() {
+    hub_events(Who::User);
+}

@@ -45,6 +45,13 @@ pub fn now_utc() -> String {
     format_utc(secs)
 }
 
+/// `2026-05-09T12:00:00.123456+00:00` (hub events carry microseconds).
+pub fn now_utc_micros() -> String {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = format_utc(d.as_secs());
+    format!("{}.{:06}+00:00", &secs[..19], d.subsec_micros())
+}
+
 /// Seconds since the epoch as an RFC 3339 UTC timestamp (civil-from-days, no dependency).
 pub fn format_utc(secs: u64) -> String {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);

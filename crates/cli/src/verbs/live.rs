@@ -73,15 +73,33 @@ fn check_id(id: Option<&str>) -> CliResult {
 
 pub fn up(ctx: &Context, name: &str, id: Option<&str>) -> CliResult {
     check_id(id)?;
-    open(ctx, name)?.set_posture(Posture::Up, ctx.config.audit_enabled)?;
+    let c = open(ctx, name)?;
+    c.set_posture(Posture::Up, ctx.config.audit_enabled)?;
+    notify_hub(&c, name, id, "shield_up");
     output::print(&format!("Shield up for {name}\n"))
 }
 
 pub fn down(ctx: &Context, name: &str, id: Option<&str>, disengage: bool) -> CliResult {
     check_id(id)?;
     let posture = if disengage { Posture::Disengaged } else { Posture::Down };
-    open(ctx, name)?.set_posture(posture, ctx.config.audit_enabled)?;
+    let c = open(ctx, name)?;
+    c.set_posture(posture, ctx.config.audit_enabled)?;
+    notify_hub(&c, name, id, if disengage { "shield_disengaged" } else { "shield_down" });
     output::print(&format!("Shield down for {name}{}\n", if disengage { " (disengaged)" } else { "" }))
+}
+
+/// Tell the clearance hub of container `id` (observe.md §6); silent when nobody listens.
+fn notify_hub(c: &Container, name: &str, id: Option<&str>, kind: &str) {
+    use terok_shield::observe::{dossier, event::Fields, hub};
+    let Some(id) = id else { return };
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()).map_or_else(
+        || format!("/run/user/{}", terok_shield::paths::effective_uid().unwrap_or(0)).into(),
+        std::path::PathBuf::from,
+    );
+    let meta = std::fs::read_to_string(c.bundle.path(terok_shield::bundle::layout::META_PATH)).ok();
+    let dossier = dossier::overlay(&serde_json::Map::new(), meta.as_deref().map(std::path::Path::new));
+    let line = Fields::new().str("type", kind).str("container", name).map("dossier", &dossier).line();
+    hub::notify(&runtime, id, &line);
 }
 
 pub fn quarantine(ctx: &Context, name: &str) -> CliResult {

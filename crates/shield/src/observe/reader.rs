@@ -259,8 +259,10 @@ impl Reader<'_> {
                     .str("dest", &p.dest.to_string());
                 pending.0.insert("port".into(), p.port.into());
                 pending.0.insert("proto".into(), p.proto.into());
-                let pending =
-                    pending.always("domain", domain.as_deref().unwrap_or("")).map("dossier", &dossier).str("ts", &ts);
+                let pending = pending
+                    .always("domain", domain.as_deref().unwrap_or(""))
+                    .map("dossier", &dossier)
+                    .str("ts", &audit::now_utc_micros());
                 if self.send(pending.line()) {
                     self.wire.mark(&key, now);
                 }
