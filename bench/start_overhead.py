@@ -9,9 +9,9 @@ rootless), in interleaved rounds, it times:
   plain:  podman run --rm IMAGE true
   ours:   terok-shield prepare C   +   podman run --rm --hooks-dir OURS <flags> IMAGE true
   ref:    terok-shield prepare C   +   podman run --rm --hooks-dir REF  <flags> IMAGE true
-Each side runs with its own hooks only (--hooks-dir), in its own temporary roots. The
-reference runs with dnsmasq hidden from its PATH (tier "lookup"): ours starts no dnsmasq
-yet, so both hooks do the same work. Then it measures each hook process's peak RSS (wrapper
+Each side runs with its own hooks only (--hooks-dir), in its own temporary roots. Both
+sides find dnsmasq and start one per container (tier dnsmasq-live), so both hooks do the
+same work. Then it measures each hook process's peak RSS (wrapper
 descriptors running the hook under GNU time) and the prepare time of a 100 000-entry
 allowlist.
 """
@@ -60,9 +60,9 @@ class Side:
         return dt, r
 
 
-def workdir(ours, prefix):
+def workdir(ours, prefix, dnsmasq=False):
     """The test environment, a world-readable work dir with copies of our binaries, and the
-    reference's PATH directory (its tools, no dnsmasq)."""
+    reference's PATH directory (its tools; dnsmasq only when asked)."""
     tenv = load_env()
     user, image = tenv["TEROK_SHIELD_TEST_USER"], tenv["TEROK_SHIELD_TEST_IMAGE"]
     uid = subprocess.run(["id", "-u", user], capture_output=True, text=True).stdout.strip()
@@ -75,7 +75,7 @@ def workdir(ours, prefix):
         shutil.copy(os.path.join(ours, b), bins)
     refbin = os.path.join(work, "refbin")
     os.makedirs(refbin)
-    for t in ("podman", "nft", "nsenter", "dig", "getent", "ip"):
+    for t in ("podman", "nft", "nsenter", "dig", "getent", "ip") + (("dnsmasq",) if dnsmasq else ()):
         p = shutil.which(t, path=BASE_PATH)
         if p:
             os.symlink(p, os.path.join(refbin, t))
@@ -130,7 +130,7 @@ def main():
     ap.add_argument("--modes", default="rootful,rootless")
     ap.add_argument("--big", type=int, default=100000, help="entries for the prepare benchmark (0: skip)")
     a = ap.parse_args()
-    tenv, user, image, uid, home, work, bins, refbin = workdir(a.ours, "tsh-bench-")
+    tenv, user, image, uid, home, work, bins, refbin = workdir(a.ours, "tsh-bench-", dnsmasq=True)
     results = {}
     for mode in a.modes.split(","):
         w, ours, ref, ours_hooks, ref_hooks = sides(mode, work, tenv, user, uid, home, bins, refbin, a.ref)
@@ -149,7 +149,7 @@ def main():
             return dt, json.loads(r.stdout)
 
         def start(side, hooks, flags):
-            # podman itself runs with the normal PATH (the reference's hides only dnsmasq).
+            # podman itself runs with the normal PATH (the reference's is its own tool dir).
             dt, _ = side.run(["podman", "run", "--rm", "--hooks-dir", hooks] + flags + [image, "true"], {"PATH": BASE_PATH})
             return dt
 

@@ -292,6 +292,20 @@ fn state_dir_env_and_flag_are_honoured_by_logs() {
     );
     let o = h.run(&["--state-dir", &h.path("empty").display().to_string(), "logs"]);
     assert_eq!(o.stdout, "No audit logs found.\n");
+    // --json: one compact array, merged by time, escaped the same way.
+    h.write(
+        "state/containers/db/audit.jsonl",
+        "{\"ts\":\"2026-01-01T00:00:00+00:00\",\"container\":\"db\",\"action\":\"blocked\",\"dest\":\"198.51.100.9\",\"port\":443,\"domain\":\"x\\u00e9\"}\n",
+    );
+    let o = h.run(&["logs", "--json"]);
+    assert_eq!(
+        o.stdout,
+        "[{\"ts\":\"2026-01-01T00:00:00+00:00\",\"container\":\"db\",\"action\":\"blocked\",\"dest\":\"198.51.100.9\",\"port\":443,\"domain\":\"x\\u00e9\"},{\"ts\":\"2026-01-01T00:00:01+00:00\",\"container\":\"web\",\"action\":\"allowed\"}]\n"
+    );
+    let o = h.run(&["logs", "--json", "-n", "1", "--container", "web"]);
+    assert_eq!(o.stdout, "[{\"ts\":\"2026-01-01T00:00:01+00:00\",\"container\":\"web\",\"action\":\"allowed\"}]\n");
+    let o = h.run(&["--state-dir", &h.path("empty").display().to_string(), "logs", "--json"]);
+    assert_eq!(o.stdout, "[]\n");
 }
 
 /// A bad-input case: kind, user profile `bad.txt`, `config.yml`, argv, expected stderr part.

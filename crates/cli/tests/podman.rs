@@ -1197,16 +1197,21 @@ fn orphaned_dnsmasq(who: Who) {
     let Some((h, name)) = start_shielded(who, "orphan", &["allowed.shield.test"], &["sleep", "600"], true, None) else {
         return;
     };
-    let pid = std::fs::read_to_string(h.state_dir(&name).join("dnsmasq.pid")).unwrap_or_default();
-    let proc_dir = format!("/proc/{}", pid.trim());
-    assert!(!pid.trim().is_empty() && std::path::Path::new(&proc_dir).exists(), "{who:?}: no dnsmasq");
+    let read = |f: &str| std::fs::read_to_string(h.state_dir(&name).join(f)).unwrap_or_default();
+    let procs: Vec<(&str, String)> = [("dnsmasq", read("dnsmasq.pid")), ("reader", read("reader.pid"))]
+        .into_iter()
+        .map(|(what, pid)| (what, format!("/proc/{}", pid.trim())))
+        .collect();
+    for (what, dir) in &procs {
+        assert!(std::path::Path::new(dir).exists() && dir != "/proc/", "{who:?}: no {what}");
+    }
     h.sh(&format!("rm -rf {}", h.state_dir(&name).display()));
-    h.podman(&["rm", "-f", &name]);
-    let gone = (0..50).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        !std::path::Path::new(&proc_dir).exists()
-    });
-    assert!(gone, "{who:?}: dnsmasq outlived its container and its bundle");
+    let out = h.podman(&["rm", "-f", &name]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for (what, dir) in &procs {
+        let gone = within(std::time::Duration::from_secs(5), || !std::path::Path::new(dir).exists());
+        assert!(gone, "{who:?}: {what} outlived its container and its bundle");
+    }
 }
 
 #[test]
@@ -1785,7 +1790,8 @@ fn hub_events(who: Who) {
         let v = hub.wait_for(kind, |v| v["type"] == kind);
         assert_eq!(v["container"], serde_json::json!(name), "{v}");
     }
-    h.podman(&["rm", "-f", &name]);
+    let out = h.podman(&["rm", "-f", &name]);
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
     let v = hub.wait_for("container_exited", |v| v["type"] == "container_exited");
     assert_eq!(v["reason"], "poststop", "{v}");
 }

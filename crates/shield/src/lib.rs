@@ -24,6 +24,7 @@ pub mod observe;
 pub mod paths;
 pub mod podman;
 pub mod prepare;
+pub mod procs;
 pub mod profiles;
 pub mod setup;
 pub mod tools;

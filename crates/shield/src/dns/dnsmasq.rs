@@ -5,15 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-
 use crate::bundle::layout::{Bundle, DNSMASQ_BIN, DNSMASQ_COMMAND, DNSMASQ_CONF, DNSMASQ_PID};
 use crate::error::{Error, Result};
-use crate::{exec, fsutil, tools};
+pub use crate::procs::Stopped;
+use crate::{exec, fsutil, procs, tools};
 
-/// How long a stopping dnsmasq gets before KILL, and a starting one to write its pid file.
-const GRACE: Duration = Duration::from_secs(2);
+/// How long a starting dnsmasq gets to write its pid file.
+const GRACE: Duration = procs::GRACE;
 
 /// The `--conf-file=` argument that names this bundle's configuration.
 fn conf_arg(bundle: &Bundle) -> String {
@@ -29,13 +27,12 @@ pub fn recorded_pid(bundle: &Bundle) -> Option<i32> {
 /// and its argv[0] is the binary recorded in `dnsmasq.bin` (or, when that is unreadable, a
 /// file named `dnsmasq`). An unreadable command line is not ours.
 pub fn is_ours(bundle: &Bundle, pid: i32) -> bool {
-    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-    let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
-    let want = conf_arg(bundle);
-    if !args.contains(&want.as_bytes()) {
+    let Some(args) = procs::cmdline(pid) else { return false };
+    let want = conf_arg(bundle).into_bytes();
+    if !args.contains(&want) {
         return false;
     }
-    let argv0 = String::from_utf8_lossy(args.first().copied().unwrap_or_default()).into_owned();
+    let argv0 = String::from_utf8_lossy(args.first().map(Vec::as_slice).unwrap_or_default()).into_owned();
     match std::fs::read_to_string(bundle.path(DNSMASQ_BIN)) {
         Ok(bin) => argv0 == bin.trim(),
         Err(_) => Path::new(&argv0).file_name().is_some_and(|n| n == "dnsmasq"),
@@ -82,25 +79,12 @@ pub fn start(
                     bundle.path(DNSMASQ_PID).display()
                 )))
             }
-            _ => std::thread::sleep(Duration::from_millis(10)),
+            _ => std::thread::sleep(Duration::from_millis(2)),
         }
     }
 }
 
-/// What [`stop`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
-    /// No pid file, or a garbled one.
-    NotRunning,
-    /// The pid file named a process that is not ours (removed).
-    Stale(i32),
-    /// Ours, stopped by TERM.
-    Terminated(i32),
-    /// Ours, survived TERM for the grace period, killed.
-    Killed(i32),
-}
-
-/// Stop this bundle's dnsmasq: TERM, poll every 50 ms for up to 2 s, then KILL. The pid
+/// Stop this bundle's dnsmasq: TERM, poll every 2 ms for up to 2 s, then KILL. The pid
 /// file stays after a normal stop; a stale one is removed.
 pub fn stop(bundle: &Bundle) -> Result<Stopped> {
     let Some(pid) = recorded_pid(bundle) else { return Ok(Stopped::NotRunning) };
@@ -108,9 +92,10 @@ pub fn stop(bundle: &Bundle) -> Result<Stopped> {
         let _ = std::fs::remove_file(bundle.path(DNSMASQ_PID));
         return Ok(Stopped::Stale(pid));
     }
-    kill(Pid::from_raw(pid), Signal::SIGTERM)
-        .map_err(|e| Error::Setup(format!("cannot stop dnsmasq (pid {pid}): {e}")))?;
-    Ok(wait_or_kill(bundle, pid))
+    match procs::terminate(pid, |p| is_ours(bundle, p)) {
+        Stopped::Stale(_) => Err(Error::Setup(format!("cannot stop dnsmasq (pid {pid})"))),
+        done => Ok(done),
+    }
 }
 
 /// The dnsmasq processes of a bundle whose directory is gone (deleted while its container
@@ -121,31 +106,8 @@ pub fn reap_orphans(bundle: &Bundle) -> Vec<Stopped> {
     if std::fs::symlink_metadata(&bundle.dir).is_ok() {
         return Vec::new();
     }
-    let Ok(procs) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let pids: Vec<i32> = procs
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter(|pid| is_ours(bundle, *pid))
-        .collect();
-    pids.into_iter()
-        .map(|pid| match kill(Pid::from_raw(pid), Signal::SIGTERM) {
-            Ok(()) => wait_or_kill(bundle, pid),
-            Err(_) => Stopped::Stale(pid),
-        })
-        .collect()
-}
-
-/// After TERM: poll every 50 ms for up to 2 s, then KILL.
-fn wait_or_kill(bundle: &Bundle, pid: i32) -> Stopped {
-    let deadline = Instant::now() + GRACE;
-    while Instant::now() < deadline {
-        if !is_ours(bundle, pid) {
-            return Stopped::Terminated(pid);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    Stopped::Killed(pid)
+    let ours = |p: i32| is_ours(bundle, p);
+    procs::find(ours).into_iter().map(|pid| procs::terminate(pid, ours)).collect()
 }
 
 /// Stop the running dnsmasq (if any) and start it again with the current configuration.

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -15,14 +14,28 @@ use super::log::HookLog;
 use super::oci_state::OciState;
 use super::{statedir, Stage};
 use crate::bundle::layout::{Bundle, META_PATH, READER_LOG, READER_PID};
-
-/// How long a stopping reader gets before KILL.
-const GRACE: Duration = Duration::from_secs(2);
+use crate::procs::{self, Stopped};
 
 pub fn run(stage: Stage, input: &[u8], env: &HookEnv, log: &mut HookLog) -> Result<(), String> {
     let state = OciState::parse(input)?;
     let euid = crate::paths::effective_uid().unwrap_or(u32::MAX);
-    let dir = statedir::validate(state.annotation("terok.shield.state_dir"), euid)?;
+    let raw_dir = state.annotation("terok.shield.state_dir");
+    let dir = match statedir::validate(raw_dir, euid) {
+        Ok(dir) => dir,
+        Err(e) => {
+            // poststop of a container whose bundle was deleted while it ran.
+            if let (Stage::Poststop, Some(dir)) = (stage, raw_dir.map(Path::new).filter(|d| d.is_absolute())) {
+                let bundle = Bundle::new(dir);
+                if std::fs::symlink_metadata(dir).is_err() {
+                    for pid in procs::find(|p| is_reader(&bundle, p)) {
+                        let how = procs::terminate(pid, |p| is_reader(&bundle, p));
+                        log.write(&format!("poststop: state dir is gone; stopped its orphaned reader ({how:?})"));
+                    }
+                }
+            }
+            return Err(e);
+        }
+    };
     log.attach(&dir);
     let bundle = Bundle::new(dir);
     match stage {
@@ -48,10 +61,9 @@ pub fn running_reader(bundle: &Bundle) -> Option<i32> {
 
 /// Process `pid` runs `… reader <this state dir> <container> … --emit=socket …`.
 fn is_reader(bundle: &Bundle, pid: i32) -> bool {
-    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-    let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
+    let Some(args) = procs::cmdline(pid) else { return false };
     let dir = bundle.dir.as_os_str().as_encoded_bytes();
-    args.len() >= 4 && args[1] == b"reader" && args[2] == dir && args[4..].contains(&b"--emit=socket".as_slice())
+    args.len() >= 4 && args[1] == b"reader" && args[2] == dir && args[4..].contains(&b"--emit=socket".to_vec())
 }
 
 fn start_reader(state: &OciState, bundle: &Bundle, env: &HookEnv) -> Result<(), String> {
@@ -108,15 +120,8 @@ fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
 /// TERM, then KILL after 2 s; `reader.pid` is removed in every case.
 fn stop_reader(bundle: &Bundle, log: &mut HookLog) {
     if let Some(pid) = running_reader(bundle) {
-        if kill(Pid::from_raw(pid), Signal::SIGTERM).is_ok() {
-            let deadline = Instant::now() + GRACE;
-            while is_reader(bundle, pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if is_reader(bundle, pid) {
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                log.write(&format!("poststop: the reader (pid {pid}) survived SIGTERM; killed"));
-            }
+        if let Stopped::Killed(_) = procs::terminate(pid, |p| is_reader(bundle, p)) {
+            log.write(&format!("poststop: the reader (pid {pid}) survived SIGTERM; killed"));
         }
     }
     let _ = std::fs::remove_file(bundle.path(READER_PID));

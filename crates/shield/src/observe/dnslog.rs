@@ -46,6 +46,16 @@ impl DnsLog {
         DnsLog { tail: Tail::from_start(path), forwarded: HashMap::new(), domains: HashMap::new() }
     }
 
+    /// Read what the log already holds (the domain cache learns it), reporting nothing.
+    pub fn catch_up(&mut self) {
+        loop {
+            self.poll();
+            if self.tail.caught_up() {
+                break;
+            }
+        }
+    }
+
     /// The name an answer last gave for `addr`.
     pub fn domain_of(&self, addr: &IpAddr) -> Option<&str> {
         self.domains.get(addr).map(String::as_str)
@@ -129,7 +139,7 @@ Nov 25 00:35:49 dnsmasq[1]: 4 127.0.0.1/59283 reply gone.shield.test is NXDOMAIN
         let first = log.poll();
         // The half-written last line waits for its end.
         let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
-        f.write_all(LOG[LOG.len() - 20..].as_bytes())?;
+        f.write_all(&LOG.as_bytes()[LOG.len() - 20..])?;
         let second = log.poll();
         assert_eq!(
             first,

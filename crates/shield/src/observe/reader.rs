@@ -140,9 +140,16 @@ fn run(a: &Args, emitter: Emitter) -> Result<(), String> {
     signals.add(Signal::SIGINT);
     signals.thread_block().map_err(|e| format!("signal mask: {e}"))?;
     let sigfd = SignalFd::new(&signals).map_err(|e| format!("signalfd: {e}"))?;
+    // The container, by its network namespace: the reader ends when that is gone, also when
+    // no poststop comes (a start that failed after this hook, a deleted bundle).
+    let container_ns = a.netns_pid.map(|pid| (pid, crate::netns::ns_inode(&crate::netns::net_ns_path(pid))));
     if let Some(pid) = a.netns_pid {
         crate::netns::enter_net_of(pid).map_err(|e| e.to_string())?;
     }
+    let gone = || {
+        !a.state_dir.is_dir()
+            || container_ns.is_some_and(|(pid, ino)| crate::netns::ns_inode(&crate::netns::net_ns_path(pid)) != ino)
+    };
     let nl = match nflog::open(NFLOG_GROUP) {
         Ok(fd) => fd,
         Err(e) => {
@@ -163,7 +170,7 @@ fn run(a: &Args, emitter: Emitter) -> Result<(), String> {
         requests: 0,
         fanout: Fanout::bind(&a.state_dir).map_err(|e| eprintln!("warning: {e}")).ok(),
     };
-    r.dns.poll();
+    r.dns.catch_up();
     r.send(Fields::new().str("type", "container_started").str("container", &a.container).line());
     let mut buf = vec![0u8; 65536];
     let reason = loop {
@@ -182,6 +189,9 @@ fn run(a: &Args, emitter: Emitter) -> Result<(), String> {
         };
         if sig_ready {
             break "poststop";
+        }
+        if gone() {
+            break "eof";
         }
         if fan_ready {
             if let Some(f) = r.fanout.as_mut() {

@@ -26,6 +26,11 @@ impl Tail {
         Tail { path, offset, partial: Vec::new() }
     }
 
+    /// Everything the file holds now has been read.
+    pub fn caught_up(&self) -> bool {
+        std::fs::metadata(&self.path).map_or(true, |m| m.len() <= self.offset)
+    }
+
     /// The complete lines written since the last poll (invalid UTF-8 replaced); read errors
     /// report nothing.
     pub fn lines(&mut self) -> Vec<String> {

@@ -86,10 +86,10 @@ pub fn run(bundle: &Bundle, container: &str, dnsmasq: bool, out: &mut dyn FnMut(
         }
         let mut lines = Vec::new();
         if data {
-            lines.extend(w.from_reader());
+            lines.extend(w.reader_events());
         }
-        lines.extend(w.from_dns());
-        lines.extend(w.from_audit());
+        lines.extend(w.dns_events());
+        lines.extend(w.audit_events());
         for line in lines {
             if !out(&line) {
                 return Ok(());
@@ -170,7 +170,7 @@ impl Watch<'_> {
         }
     }
 
-    fn from_reader(&mut self) -> Vec<String> {
+    fn reader_events(&mut self) -> Vec<String> {
         let Some((s, partial)) = self.reader.as_mut() else { return Vec::new() };
         let mut buf = [0u8; 16384];
         let mut closed = false;
@@ -202,7 +202,7 @@ impl Watch<'_> {
             .collect()
     }
 
-    fn from_dns(&mut self) -> Vec<String> {
+    fn dns_events(&mut self) -> Vec<String> {
         if self.allowed_at.elapsed() >= REFRESH {
             self.allowed = allowed_domains(self.bundle);
             self.allowed_at = Instant::now();
@@ -222,7 +222,7 @@ impl Watch<'_> {
             .collect()
     }
 
-    fn from_audit(&mut self) -> Vec<String> {
+    fn audit_events(&mut self) -> Vec<String> {
         self.audit
             .lines()
             .iter()
