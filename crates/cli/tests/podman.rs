@@ -1000,8 +1000,17 @@ fn rootless_deny_of_a_network_ends_live_flows() {
 /// `cmd` run in a private mount namespace whose /etc/resolv.conf names the test DNS server
 /// (tests/env/setup.sh), so host-side name resolution stays on this machine.
 fn with_test_dns(cmd: &Command) -> Command {
+    with_test_files(cmd, None)
+}
+
+/// [`with_test_dns`], and with `hosts` as the host's /etc/hosts.
+fn with_test_files(cmd: &Command, hosts: Option<&std::path::Path>) -> Command {
+    let mut script = "mount --bind /run/tshield-hosts/resolv.conf /etc/resolv.conf".to_string();
+    if let Some(h) = hosts {
+        script.push_str(&format!(" && mount --bind {} /etc/hosts", h.display()));
+    }
     let mut c = Command::new("unshare");
-    c.args(["-m", "sh", "-c", "mount --bind /run/tshield-hosts/resolv.conf /etc/resolv.conf && exec \"$@\"", "sh"]);
+    c.args(["-m", "sh", "-c", &format!("{script} && exec \"$@\""), "sh"]);
     c.arg(cmd.get_program()).args(cmd.get_args());
     c.env_clear();
     for (k, v) in cmd.get_envs() {
@@ -1158,6 +1167,14 @@ fn dns_names(who: Who) {
     assert!(!rules.contains(PRIVATE_V4), "{who:?}: a private answer reached a set: {rules}");
     let lookup = h.podman(&["exec", &name, "nslookup", "private.shield.test"]);
     assert!(lookup.stdout.contains("NXDOMAIN"), "{who:?}: {}", lookup.stdout);
+    // ... and the reader audited the refusal.
+    let audited = within(std::time::Duration::from_secs(3), || {
+        std::fs::read_to_string(h.state_dir(&name).join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("\"action\":\"dns_rebind\"") && l.contains("\"domain\":\"private.shield.test\""))
+    });
+    assert!(audited, "{who:?}: no dns_rebind row for private.shield.test");
     // A name that moves to another address stays reachable.
     h.probe(&name, &format!("{who:?} rotating, first address"), &[(rot.as_str(), true)]);
     test_name(&rot, DENIED_V4);
@@ -1440,11 +1457,18 @@ fn within(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
 /// port, protocol and the domain its address came from; a flood of 1 000 blocked packets
 /// gives one row; a domain carrying control characters is written sanitised; poststop
 /// stops the reader.
+///
+/// Rootless runs with `audit.enabled: false`: the CLI writes no rows, the reader still does.
 fn blocked_connections_are_audited(who: Who) {
-    let Some((h, name)) = start_shielded(who, "nflog", &["allowed.shield.test"], &["sleep", "600"], true, None) else {
+    let config = (who == Who::User).then_some("audit:\n  enabled: false\n");
+    let Some((h, name)) = start_shielded(who, "nflog", &["allowed.shield.test"], &["sleep", "600"], true, config)
+    else {
         return;
     };
     let dir = h.state_dir(&name);
+    let setup_rows =
+        std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default().contains("\"action\":\"setup\"");
+    assert_eq!(setup_rows, config.is_none(), "{who:?}: setup rows with audit {config:?}");
     let reader = std::fs::read_to_string(dir.join("reader.pid")).unwrap_or_default();
     let reader_proc = format!("/proc/{}", reader.trim());
     assert!(!reader.trim().is_empty() && std::path::Path::new(&reader_proc).exists(), "{who:?}: no reader");
@@ -1804,4 +1828,36 @@ fn rootful_hub_events() {
 #[test]
 fn rootless_hub_events() {
     hub_events(Who::User);
+}
+
+/// The getent tier: no dnsmasq and no dig/drill on PATH. Names the nameserver does not know
+/// (here: one only in /etc/hosts) are resolved with getent, and their addresses reach the
+/// allow set.
+#[test]
+fn rootful_getent_tier_without_dnsmasq_or_dig() {
+    let Some(e) = env() else { return };
+    ensure_setup(Who::Root);
+    let h = Home::new(Who::Root);
+    h.profile("lab", "+hostsonly.shield.test\n+allowed.shield.test\n");
+    h.sh("mkdir -p tools && for t in podman nft nsenter getent; do ln -s \"$(command -v $t)\" tools/$t; done");
+    h.file("hosts", &format!("127.0.0.1 localhost\n{UNLISTED_V4} hostsonly.shield.test\n"), 0o644);
+    let name = format!("tsh-getent-{}", std::process::id());
+    let path = format!("PATH={}", h.dir.join("tools").display());
+    let shield = e.bin.join("terok-shield").display().to_string();
+    let cmd = h.cmd("env", &[&path, &shield, "prepare", &name, "--profiles", "lab", "--json"]);
+    let out = run(&mut with_test_files(&cmd, Some(&h.dir.join("hosts"))));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("DNS tier getent: "), "{}", out.stderr);
+    let resolved = std::fs::read_to_string(h.state_dir(&name).join("resolved.ips")).unwrap_or_default();
+    for want in [UNLISTED_V4, ALLOWED_V4] {
+        assert!(resolved.lines().any(|l| l == want), "{want} not in resolved.ips: {resolved}");
+    }
+    let flags: Vec<String> = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let mut args: Vec<&str> = vec!["run", "-d"];
+    args.extend(flags.iter().map(String::as_str));
+    args.extend([e.image.as_str(), "sleep", "600"]);
+    let out = h.podman(&args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    h.probe(&name, "getent tier", &[(UNLISTED_V4, true), (ALLOWED_V4, true), (DENIED_V4, false)]);
+    h.podman(&["rm", "-f", &name]);
 }

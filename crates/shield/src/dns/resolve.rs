@@ -107,6 +107,13 @@ pub fn with_tools(domain: &str) -> Vec<IpAddr> {
     let mut out = lookup_tool(domain);
     if out.is_empty() {
         out = getent(domain);
+        let tool = ["dig", "drill"].into_iter().find(|t| tools::find(t).is_some());
+        if let (Some(tool), false) = (tool, out.is_empty()) {
+            eprintln!(
+                "Warning [shield]: {tool} found nothing for {} but getent did: {tool} may not work on this host",
+                terok_shield_policy::sanitize::quoted(domain)
+            );
+        }
     }
     let mut seen = std::collections::HashSet::new();
     out.retain(|a| seen.insert(*a));
