@@ -1052,13 +1052,6 @@ fn live_domains(who: Who) {
     let before = bundle_snapshot(&h.state_dir(&name));
     let out = shield(&["allow", &name, "nothing.shield.test"]);
     assert_eq!((out.code, out.stderr.as_str()), (1, format!("Error: No IPs allowed for {name}\n").as_str()));
-    let out = shield(&["allow", &name, "*.shield.test"]);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr.starts_with("Error: '*.shield.test': wildcard entries need live DNS resolution"),
-        "{}",
-        out.stderr
-    );
     assert!(before == bundle_snapshot(&h.state_dir(&name)), "a refused domain changed the bundle");
     h.podman(&["rm", "-f", &name]);
 }
@@ -1187,6 +1180,19 @@ fn dns_names(who: Who) {
         &format!("{who:?} after allow"),
         &[("unlisted.shield.test", true), ("www.unlisted.shield.test", true)],
     );
+    // A wildcard on the live tier: names under it become reachable as they are answered.
+    let wild = format!("w{}-{who:?}.shield.test", std::process::id()).to_lowercase();
+    let sub = format!("sub.{wild}");
+    test_name(&sub, UNLISTED_V4);
+    let out = h.shield_with_test_dns(&["allow", &name, &format!("*.{wild}")]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, format!("Allowed *.{wild} -> each address dnsmasq answers for {name}\n").as_str()),
+        "{who:?}: {}",
+        out.stderr
+    );
+    h.probe(&name, &format!("{who:?} wildcard"), &[(sub.as_str(), true)]);
+    let _ = std::fs::remove_file(format!("/run/tshield-hosts/dns-hosts/{sub}"));
     // A denied domain is sinkholed: the container's resolver answers NXDOMAIN.
     let out = h.shield_with_test_dns(&["deny", &name, "denied.shield.test"]);
     assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
@@ -1333,6 +1339,17 @@ fn static_tiers(who: Who, tier: &str, wrapper: &str) {
         out.stderr
     );
     // Wildcards need the live tier: refused, and nothing is written.
+    let before = bundle_snapshot(&dir);
+    let out = h.shield_with_test_dns(&["allow", &name, "*.shield.test"]);
+    assert_eq!(out.code, 1, "{who:?}: {}", out.stdout);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "Error: '*.shield.test': wildcard entries need live DNS resolution, which the {tier} tier does not do"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(before == bundle_snapshot(&dir), "{who:?}: a refused wildcard changed the bundle");
     h.profile("wild", "+*.shield.test\n");
     let other = format!("{name}-w");
     let out = h.shield_with_test_dns(&["prepare", &other, "--profiles", "wild"]);

@@ -154,10 +154,7 @@ impl Container {
         match Target::parse(raw)? {
             Target::Net(n) => Ok(vec![self.change_net(action, n, raw, audit)?]),
             Target::Localhost => Err(Error::Setup("'localhost' cannot be allowed or denied live".into())),
-            Target::Domain(d) if d.starts_with("*.") => {
-                let tier = self.bundle.read_value(crate::bundle::layout::DNS_TIER)?.unwrap_or_default();
-                Err(Error::Setup(format!("'{d}': wildcard entries need live DNS resolution, which the {tier} tier does not do; name the hosts instead")))
-            }
+            Target::Domain(d) if d.starts_with("*.") => self.change_wildcard(action, d, audit),
             Target::Domain(d) => {
                 let exempt = explicit_allows(
                     &read_tiers(&self.bundle.dir)?.effective(),
@@ -187,6 +184,25 @@ impl Container {
                 Ok(done)
             }
         }
+    }
+
+    /// A wildcard `*.x` can only be followed by the live tier's dnsmasq, which then fills the
+    /// allow set from every answer for a name under `x` (and, as dnsmasq matches a domain
+    /// with its subdomains, for `x` itself). Nothing is resolved now.
+    fn change_wildcard(&self, action: Action, d: String, audit: bool) -> Result<Vec<Change>> {
+        let tier = self.bundle.read_value(DNS_TIER)?.unwrap_or_default();
+        if crate::dns::DnsTier::parse(&tier) != Some(crate::dns::DnsTier::DnsmasqLive) {
+            return Err(Error::Setup(format!(
+                "'{d}': wildcard entries need live DNS resolution, which the {tier} tier does not do; name the hosts instead"
+            )));
+        }
+        self.change_domain(action, d.clone())?;
+        if audit {
+            let verb = if action == Action::Allow { "allowed" } else { "denied" };
+            crate::audit::append(&self.bundle.dir, &self.name, verb, Some(&d), Some(&format!("target={d}")));
+        }
+        let what = if action == Action::Allow { "each address dnsmasq answers" } else { "sinkholed by dnsmasq" };
+        Ok(vec![Change { address: what.into(), live: self.namespaces.is_some() }])
     }
 
     /// On the dnsmasq tiers, record the domain itself in `policy/live` and restart the
