@@ -1000,12 +1000,14 @@ fn rootless_deny_of_a_network_ends_live_flows() {
 /// `cmd` run in a private mount namespace whose /etc/resolv.conf names the test DNS server
 /// (tests/env/setup.sh), so host-side name resolution stays on this machine.
 fn with_test_dns(cmd: &Command) -> Command {
-    with_test_files(cmd, None)
+    with_test_files(cmd, None, None)
 }
 
-/// [`with_test_dns`], and with `hosts` as the host's /etc/hosts.
-fn with_test_files(cmd: &Command, hosts: Option<&std::path::Path>) -> Command {
-    let mut script = "mount --bind /run/tshield-hosts/resolv.conf /etc/resolv.conf".to_string();
+/// [`with_test_dns`], with `resolv` instead of the test server's resolv.conf and `hosts` as
+/// the host's /etc/hosts.
+fn with_test_files(cmd: &Command, resolv: Option<&std::path::Path>, hosts: Option<&std::path::Path>) -> Command {
+    let resolv = resolv.map_or_else(|| "/run/tshield-hosts/resolv.conf".to_string(), |r| r.display().to_string());
+    let mut script = format!("mount --bind {resolv} /etc/resolv.conf");
     if let Some(h) = hosts {
         script.push_str(&format!(" && mount --bind {} /etc/hosts", h.display()));
     }
@@ -1862,7 +1864,7 @@ fn rootful_getent_tier_without_dnsmasq_or_dig() {
     let path = format!("PATH={}", h.dir.join("tools").display());
     let shield = e.bin.join("terok-shield").display().to_string();
     let cmd = h.cmd("env", &[&path, &shield, "prepare", &name, "--profiles", "lab", "--json"]);
-    let out = run(&mut with_test_files(&cmd, Some(&h.dir.join("hosts"))));
+    let out = run(&mut with_test_files(&cmd, None, Some(&h.dir.join("hosts"))));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("DNS tier getent: "), "{}", out.stderr);
     let resolved = std::fs::read_to_string(h.state_dir(&name).join("resolved.ips")).unwrap_or_default();
@@ -1876,5 +1878,25 @@ fn rootful_getent_tier_without_dnsmasq_or_dig() {
     let out = h.podman(&args);
     assert_eq!(out.code, 0, "{}", out.stderr);
     h.probe(&name, "getent tier", &[(UNLISTED_V4, true), (ALLOWED_V4, true), (DENIED_V4, false)]);
+    h.podman(&["rm", "-f", &name]);
+}
+
+/// Rootful, with the host's nameserver on IPv6 only: prepare records it as the upstream, the
+/// firewall lets the container's dnsmasq reach it, and names resolve.
+#[test]
+fn rootful_ipv6_upstream() {
+    let Some(e) = env() else { return };
+    ensure_setup(Who::Root);
+    let h = Home::new(Who::Root);
+    h.profile("lab", "+allowed.shield.test\n");
+    h.file("resolv.conf", "nameserver 2001:db8:100::53\n", 0o644);
+    let name = format!("tsh-v6dns-{}", std::process::id());
+    let shield = e.bin.join("terok-shield").display().to_string();
+    let cmd = h.cmd(&shield, &["run", &name, "--profiles", "lab", "--", "-d", &e.image, "sleep", "600"]);
+    let out = run(&mut with_test_files(&cmd, Some(&h.dir.join("resolv.conf")), None));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let upstream = std::fs::read_to_string(h.state_dir(&name).join("upstream.dns")).unwrap_or_default();
+    assert_eq!(upstream, "2001:db8:100::53\n");
+    h.probe(&name, "IPv6 upstream", &[("allowed.shield.test", true), ("unlisted.shield.test", false)]);
     h.podman(&["rm", "-f", &name]);
 }
