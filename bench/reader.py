@@ -22,25 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from start_overhead import BASE_PATH, sides, workdir  # noqa: E402
-
-
-def wrap(hooks, dst, extra_env, owner):
-    """Descriptors that run each hook under GNU time, with `extra_env` added."""
-    os.makedirs(dst)
-    log = os.path.join(dst, "time.log")
-    for name in os.listdir(hooks):
-        if not name.endswith(".json"):
-            continue
-        d = json.load(open(os.path.join(hooks, name)))
-        hook = d["hook"]
-        hook["args"] = ["/usr/bin/time", "-a", "-o", log, "-f", "%e " + name] + [hook["path"]] + hook["args"][1:]
-        hook["path"] = "/usr/bin/time"
-        hook["env"] = hook.get("env", []) + extra_env
-        json.dump(d, open(os.path.join(dst, name), "w"))
-    if owner:
-        subprocess.run(["chown", "-R", "%s:" % owner, dst], check=True)
-    return log
+from start_overhead import BASE_PATH, sides, workdir, wrap_hooks  # noqa: E402
 
 
 def session_rss(sid):
@@ -85,8 +67,8 @@ def main():
         extra = ["CONTAINERS_CONF=%s" % tenv["CONTAINERS_CONF"]] if mode == "rootful" else []
         extra += ["XDG_RUNTIME_DIR=%s" % ("/run/user/%s" % uid if mode == "rootless" else "/run/user/0")]
         logs = {
-            "ours": wrap(ours_hooks, w + "/ours-wrapped", extra, owner),
-            "ref": wrap(ref_hooks, w + "/ref-wrapped", extra + ["DBUS_SESSION_BUS_ADDRESS=unix:path=/run/tsh-bench-no-bus"], owner),
+            "ours": wrap_hooks(ours_hooks, w + "/ours-wrapped", "%e", extra, owner),
+            "ref": wrap_hooks(ref_hooks, w + "/ref-wrapped", "%e", extra + ["DBUS_SESSION_BUS_ADDRESS=unix:path=/run/tsh-bench-no-bus"], owner),
         }
         got = {s: {"procs": [], "rss": [], "works": 0, "started": 0} for s in ("ours", "ref")}
         for i in range(a.runs):

@@ -111,6 +111,26 @@ def sides(mode, work, tenv, user, uid, home, bins, refbin, ref_cli):
     return w, ours, ref, ours_hooks, w + "/ref-root/shield/hooks"
 
 
+def wrap_hooks(hooks, dst, time_format, extra_env, owner):
+    """Copies in `dst` of the hook descriptors in `hooks` that run each hook under GNU time
+    (`time_format` + the descriptor's name appended to `dst`/time.log), with `extra_env`
+    added; owned by `owner` when given. Returns the log's path."""
+    os.makedirs(dst)
+    log = os.path.join(dst, "time.log")
+    for name in os.listdir(hooks):
+        if not name.endswith(".json"):
+            continue
+        d = json.load(open(os.path.join(hooks, name)))
+        hook = d["hook"]
+        hook["args"] = ["/usr/bin/time", "-a", "-o", log, "-f", "%s %s" % (time_format, name)] + [hook["path"]] + hook["args"][1:]
+        hook["path"] = "/usr/bin/time"
+        hook["env"] = hook.get("env", []) + extra_env
+        json.dump(d, open(os.path.join(dst, name), "w"))
+    if owner:
+        subprocess.run(["chown", "-R", "%s:" % owner, dst], check=True)
+    return log
+
+
 def stats(xs):
     xs = sorted(xs)
     q = statistics.quantiles(xs, n=10) if len(xs) > 1 else xs * 9
@@ -171,22 +191,7 @@ def main():
             rows["ours_over"].append(got["ours_prep"] + got["ours_run"] - got["plain"])
             rows["ref_over"].append(got["ref_prep"] + got["ref_run"] - got["plain"])
         def wrap(hooks, dst):
-            """Copies of the descriptors that run each hook under GNU time (peak RSS of the
-            process tree, elapsed) and ask ours to log its own peak (VmHWM)."""
-            os.makedirs(dst)
-            log = os.path.join(dst, "time.log")
-            for name in os.listdir(hooks):
-                if not name.endswith(".json"):
-                    continue
-                d = json.load(open(os.path.join(hooks, name)))
-                hook = d["hook"]
-                hook["args"] = ["/usr/bin/time", "-a", "-o", log, "-f", "%M %e " + name] + [hook["path"]] + hook["args"][1:]
-                hook["path"] = "/usr/bin/time"
-                hook["env"] = hook.get("env", []) + ["TEROK_SHIELD_HOOK_STATS=1"]
-                json.dump(d, open(os.path.join(dst, name), "w"))
-            if mode == "rootless":
-                subprocess.run(["chown", "-R", "%s:" % user, dst], check=True)
-            return log
+            return wrap_hooks(hooks, dst, "%M %e", ["TEROK_SHIELD_HOOK_STATS=1"], user if mode == "rootless" else None)
 
         def timings(log):
             rows = [l.split() for l in open(log)] if os.path.exists(log) else []
