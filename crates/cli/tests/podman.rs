@@ -1319,6 +1319,24 @@ fn static_tiers(who: Who, tier: &str, wrapper: &str) {
         &[("allowed.shield.test", true), ("unlisted.shield.test", false), ("private.shield.test", false)],
     );
     if tier == "lookup" {
+        // watch works without dnsmasq: it says so, and NFLOG and audit events still come.
+        let e = env().unwrap_or_else(|| unreachable!());
+        let watch = h
+            .cmd(&e.bin.join("terok-shield").display().to_string(), &["watch", &name])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        h.podman(&["exec", &name, "sh", "-c", &format!("nc -w 1 {UNLISTED_V4} 80 </dev/null; true")]);
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        terminate(&watch, nix::sys::signal::Signal::SIGTERM);
+        let done = watch.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let (stdout, stderr) = (String::from_utf8_lossy(&done.stdout), String::from_utf8_lossy(&done.stderr));
+        assert!(done.status.success(), "{who:?}: {stderr}");
+        assert!(stderr.contains("DNS tier lookup: events carry IP addresses only."), "{stderr}");
+        assert!(stdout.contains("\"source\":\"nflog\",\"action\":\"queued_connection\""), "{stdout}");
+        assert!(stdout.contains(&format!("\"dest\":\"{UNLISTED_V4}\"")), "{stdout}");
         assert!(out.stderr.contains("AppArmor keeps"), "{who:?}: {}", out.stderr);
         assert!(audit.contains("blocked by AppArmor"), "{audit}");
         assert!(!dir.join("dnsmasq.conf").exists(), "{who:?}: the lookup tier runs no dnsmasq");
@@ -1676,10 +1694,8 @@ fn rootless_container_starts_when_the_reader_cannot() {
 
 /// `simple-clearance` on a pseudo-terminal: a blocked destination is asked about, a wrong
 /// answer is explained, `a` allows it (and the container then reaches it).
-#[test]
-fn rootful_simple_clearance_on_a_terminal() {
-    let Some((h, name)) = start_shielded(Who::Root, "clear", &["allowed.shield.test"], &["sleep", "600"], true, None)
-    else {
+fn simple_clearance(who: Who) {
+    let Some((h, name)) = start_shielded(who, "clear", &["allowed.shield.test"], &["sleep", "600"], true, None) else {
         return;
     };
     let e = env().unwrap_or_else(|| unreachable!());
@@ -1731,6 +1747,16 @@ fn rootful_simple_clearance_on_a_terminal() {
     drop(pty.slave);
     let _ = reader;
     h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_simple_clearance_on_a_terminal() {
+    simple_clearance(Who::Root);
+}
+
+#[test]
+fn rootless_simple_clearance_on_a_terminal() {
+    simple_clearance(Who::User);
 }
 
 /// A stand-in clearance hub at `$XDG_RUNTIME_DIR/terok/events/<id12>/ingester.sock` of
