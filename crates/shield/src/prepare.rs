@@ -155,6 +155,11 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
             None,
             Some(&format!("profiles={}", profile_names.join(","))),
         );
+        for e in tiers.get(Tier::Override) {
+            if let Target::Net(n) = &e.target {
+                audit::append(&state_dir, &req.container, "override_range", None, Some(&n.to_string()));
+            }
+        }
         if let Some(bin) = &detection.apparmor_blocked {
             let detail = format!("dnsmasq {} blocked by AppArmor in {}", bin.display(), state_dir.display());
             audit::append(&state_dir, &req.container, "setup", None, Some(&detail));
