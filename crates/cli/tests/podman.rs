@@ -834,7 +834,7 @@ fn live_control(who: Who) {
         vec!["allow", name.as_str(), "1.2.3"],
         vec!["allow", name.as_str(), "10.0.0.0/33"],
         vec!["deny", name.as_str(), "::gg"],
-        vec!["allow", name.as_str(), "*.example.com"],
+        vec!["allow", name.as_str(), "*.*.example.com"],
         vec!["allow", name.as_str(), "bad$name"],
         vec!["allow", "no-such-container", "198.51.100.7"],
         vec!["allow", "../x", "198.51.100.7"],
