@@ -24,16 +24,9 @@ pub fn append(state_dir: &Path, container: &str, action: &str, dest: Option<&str
 /// Append one ready JSON line (no newline). Lines are short and written with one `write`
 /// on an `O_APPEND` descriptor, so concurrent writers never interleave.
 pub fn append_line(state_dir: &Path, json: &str) {
-    use std::os::unix::fs::OpenOptionsExt;
     let line = format!("{json}\n");
     let path = state_dir.join(AUDIT_LOG);
-    let written = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(&path)
-        .and_then(|mut f| f.write_all(line.as_bytes()));
+    let written = crate::fsutil::open_append(&path).and_then(|mut f| f.write_all(line.as_bytes()));
     if let Err(e) = written {
         eprintln!("Warning [shield]: cannot write {}: {e}", path.display());
     }

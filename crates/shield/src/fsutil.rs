@@ -44,6 +44,18 @@ pub fn open_lock_file(path: &Path) -> Result<std::fs::File> {
         .map_err(|e| Error::io(path, e))
 }
 
+/// Open `path` for appending (created with mode 0600, never through a symlink): the logs a
+/// bundle keeps (`audit.jsonl`, `hook-error.log`, `reader.log`, …).
+pub fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,7 +82,8 @@ fn start_reader(state: &OciState, bundle: &Bundle, env: &HookEnv) -> Result<(), 
         .filter(|(k, _)| k.starts_with("dossier."))
         .map(|(k, v)| (k.clone(), v.clone().into()))
         .collect();
-    let log = open_log(&bundle.path(READER_LOG)).map_err(|e| format!("cannot start the reader: {e}"))?;
+    let log =
+        crate::fsutil::open_append(&bundle.path(READER_LOG)).map_err(|e| format!("cannot start the reader: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot start the reader: {e}"))?;
     let child = Command::new(exe)
         .arg("reader")
@@ -105,16 +106,6 @@ fn start_reader(state: &OciState, bundle: &Bundle, env: &HookEnv) -> Result<(), 
         return Err(format!("cannot record the reader's pid: {e}"));
     }
     Ok(())
-}
-
-fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(path)
 }
 
 /// TERM, then KILL after 2 s; `reader.pid` is removed in every case.

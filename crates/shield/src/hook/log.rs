@@ -23,14 +23,7 @@ impl HookLog {
     /// Also append to the validated state dir's `hook-error.log` (0600, never through a
     /// symlink). Failing to open it is not an error.
     pub fn attach(&mut self, state_dir: &Path) {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-            .open(state_dir.join(HOOK_ERROR_LOG))
-            .ok();
+        self.file = crate::fsutil::open_append(&state_dir.join(HOOK_ERROR_LOG)).ok();
     }
 
     pub fn write(&mut self, msg: &str) {

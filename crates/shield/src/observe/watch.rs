@@ -99,13 +99,7 @@ pub fn run(bundle: &Bundle, container: &str, dnsmasq: bool, out: &mut dyn FnMut(
 }
 
 fn touch(path: &std::path::Path) {
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(path);
+    let _ = crate::fsutil::open_append(path);
 }
 
 /// The effective allowed domains (`*.x` kept as written).
