@@ -35,6 +35,15 @@ pub fn find(is_it: impl Fn(i32) -> bool) -> Vec<i32> {
     procs.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).filter(|pid| is_it(*pid)).collect()
 }
 
+/// Once `dir` (a bundle) no longer exists, stop every process `is_it` recognises: what its
+/// container left running when the bundle was deleted under it. Nothing while it exists.
+pub fn reap_if_gone(dir: &std::path::Path, is_it: impl Fn(i32) -> bool + Copy) -> Vec<Stopped> {
+    if std::fs::symlink_metadata(dir).is_ok() {
+        return Vec::new();
+    }
+    find(is_it).into_iter().map(|pid| terminate(pid, is_it)).collect()
+}
+
 /// TERM `pid`, poll `is_it` every 2 ms for up to 2 s, then KILL. `Stale` when the TERM
 /// could not be sent.
 pub fn terminate(pid: i32, is_it: impl Fn(i32) -> bool) -> Stopped {

@@ -103,11 +103,7 @@ pub fn stop(bundle: &Bundle) -> Result<Stopped> {
 /// bundle's configuration, stopped like [`stop`]. Not filtered by uid: dnsmasq drops to
 /// `nobody`. Does nothing while the directory exists.
 pub fn reap_orphans(bundle: &Bundle) -> Vec<Stopped> {
-    if std::fs::symlink_metadata(&bundle.dir).is_ok() {
-        return Vec::new();
-    }
-    let ours = |p: i32| is_ours(bundle, p);
-    procs::find(ours).into_iter().map(|pid| procs::terminate(pid, ours)).collect()
+    procs::reap_if_gone(&bundle.dir, |p| is_ours(bundle, p))
 }
 
 /// Stop the running dnsmasq (if any) and start it again with the current configuration.

@@ -23,15 +23,8 @@ pub fn run(stage: Stage, input: &[u8], env: &HookEnv, log: &mut HookLog) -> Resu
     let dir = match statedir::validate(raw_dir, euid) {
         Ok(dir) => dir,
         Err(e) => {
-            // poststop of a container whose bundle was deleted while it ran.
-            if let (Stage::Poststop, Some(dir)) = (stage, raw_dir.map(Path::new).filter(|d| d.is_absolute())) {
-                let bundle = Bundle::new(dir);
-                if std::fs::symlink_metadata(dir).is_err() {
-                    for pid in procs::find(|p| is_reader(&bundle, p)) {
-                        let how = procs::terminate(pid, |p| is_reader(&bundle, p));
-                        log.write(&format!("poststop: state dir is gone; stopped its orphaned reader ({how:?})"));
-                    }
-                }
+            if stage == Stage::Poststop {
+                reap_orphans(raw_dir, log);
             }
             return Err(e);
         }
@@ -50,6 +43,16 @@ pub fn run(stage: Stage, input: &[u8], env: &HookEnv, log: &mut HookLog) -> Resu
             stop_reader(&bundle, log);
             Ok(())
         }
+    }
+}
+
+/// poststop of a container whose bundle was deleted while it ran: its reader, if one is
+/// still there, is found by the state dir on its command line.
+fn reap_orphans(raw_dir: Option<&str>, log: &mut HookLog) {
+    let Some(dir) = raw_dir.map(Path::new).filter(|d| d.is_absolute()) else { return };
+    let bundle = Bundle::new(dir);
+    for how in procs::reap_if_gone(dir, |p| is_reader(&bundle, p)) {
+        log.write(&format!("poststop: state dir is gone; stopped its orphaned reader ({how:?})"));
     }
 }
 
