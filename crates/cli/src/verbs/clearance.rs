@@ -12,10 +12,9 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::SignalFd;
 use terok_shield::container;
 use terok_shield::observe::fanout::SOCKET;
+use terok_shield::observe::take_lines;
 use terok_shield_policy::sanitize::sanitize_wire;
 
 use crate::context::Context;
@@ -51,11 +50,7 @@ pub fn run(ctx: &Context, name: &str) -> CliResult {
             path.display()
         ))
     })?;
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGTERM);
-    signals.add(Signal::SIGINT);
-    signals.thread_block().map_err(|e| CliError::Message(format!("signal mask: {e}")))?;
-    let sigfd = SignalFd::new(&signals).map_err(|e| CliError::Message(format!("signalfd: {e}")))?;
+    let sigfd = terok_shield::observe::stop_signals()?;
     let mut term = std::io::stdout();
     let say = |term: &mut std::io::Stdout, s: &str| {
         let _ = term.write_all(s.as_bytes());
@@ -149,12 +144,6 @@ fn read_some(src: &mut impl Read, buf: &mut Vec<u8>) -> bool {
         }
         Err(e) => e.kind() == std::io::ErrorKind::Interrupted || e.kind() == std::io::ErrorKind::WouldBlock,
     }
-}
-
-fn take_lines(buf: &mut Vec<u8>) -> Vec<String> {
-    let end = buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let complete: Vec<u8> = buf.drain(..end).collect();
-    String::from_utf8_lossy(&complete).lines().map(str::to_string).collect()
 }
 
 /// `terok-shield allow|deny <container> <dest>`, this binary, same environment.

@@ -92,14 +92,10 @@ pub fn down(ctx: &Context, name: &str, id: Option<&str>, disengage: bool) -> Cli
 fn notify_hub(c: &Container, name: &str, id: Option<&str>, kind: &str) {
     use terok_shield::observe::{dossier, event::Fields, hub};
     let Some(id) = id else { return };
-    let runtime = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()).map_or_else(
-        || format!("/run/user/{}", terok_shield::paths::effective_uid().unwrap_or(0)).into(),
-        std::path::PathBuf::from,
-    );
     let meta = std::fs::read_to_string(c.bundle.path(terok_shield::bundle::layout::META_PATH)).ok();
     let dossier = dossier::overlay(&serde_json::Map::new(), meta.as_deref().map(std::path::Path::new));
     let line = Fields::new().str("type", kind).str("container", name).map("dossier", &dossier).line();
-    hub::notify(&runtime, id, &line);
+    hub::notify(&hub::runtime_dir(), id, &line);
 }
 
 pub fn quarantine(ctx: &Context, name: &str) -> CliResult {

@@ -33,6 +33,12 @@ impl Fields {
         self
     }
 
+    /// A number, kept when zero.
+    pub fn int(mut self, key: &str, value: u64) -> Self {
+        self.0.insert(key.into(), value.into());
+        self
+    }
+
     pub fn opt(self, key: &str, value: Option<&str>) -> Self {
         match value {
             Some(v) => self.str(key, v),
@@ -108,10 +114,15 @@ pub fn blocked_row(
     domain: Option<&str>,
     dossier: &Map<String, Value>,
 ) -> Fields {
-    let mut f = Fields::new().str("ts", ts).str("container", container).str("action", "blocked");
-    f = f.str("dest", &p.dest.to_string());
-    f.0.insert("port".into(), p.port.into());
-    f.str("proto", &p.proto_name()).opt("domain", domain).map("dossier", dossier)
+    Fields::new()
+        .str("ts", ts)
+        .str("container", container)
+        .str("action", "blocked")
+        .str("dest", &p.dest.to_string())
+        .int("port", p.port.into())
+        .str("proto", &p.proto_name())
+        .opt("domain", domain)
+        .map("dossier", dossier)
 }
 
 #[cfg(test)]

@@ -9,6 +9,12 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 
+/// `$XDG_RUNTIME_DIR` when set, else `/run/user/<host uid>` (also inside a rootless user
+/// namespace, where our own uid is 0), as the hooks compute it.
+pub fn runtime_dir() -> PathBuf {
+    crate::hook::envboot::bootstrap().xdg_runtime_dir.into()
+}
+
 /// The hub socket of container `id` (12 to 64 hex digits) under `runtime_dir`.
 pub fn socket_path(runtime_dir: &Path, id: &str) -> Option<PathBuf> {
     let ok = (12..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit());

@@ -18,6 +18,8 @@ const CFG_CMD: u16 = 1;
 const CMD_BIND: u8 = 1;
 const ATTR_PAYLOAD: u16 = 9;
 const ATTR_PREFIX: u16 = 10;
+/// `AF_INET`, as nfgenmsg and the bind command carry it.
+const AF_INET: u8 = 2;
 
 /// One logged packet: the rule's prefix and where the packet was going.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +51,8 @@ pub fn open(group: u16) -> Result<OwnedFd> {
     let _ = setsockopt(&fd, sockopt::RcvBuf, &(4 << 20));
     let mut req = Vec::new();
     let ty = (SUBSYS_ULOG << 8) | MSG_CONFIG;
-    netlink::message(&mut req, ty, NLM_F_REQUEST | NLM_F_ACK, 0, libc_af_inet(), group, |b| {
-        netlink::attr(b, CFG_CMD, &[CMD_BIND, 0, 0, libc_af_inet()]);
+    netlink::message(&mut req, ty, NLM_F_REQUEST | NLM_F_ACK, 0, AF_INET, group, |b| {
+        netlink::attr(b, CFG_CMD, &[CMD_BIND, 0, 0, AF_INET]);
     });
     netlink::send(&fd, &req, "nflog")?;
     let mut buf = vec![0u8; 8192];
@@ -72,11 +74,6 @@ fn recv_timeout(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize> {
     let tv = nix::sys::time::TimeVal::new(2, 0);
     setsockopt(fd, sockopt::ReceiveTimeout, &tv).map_err(|e| netlink::sys("nflog", "timeout", e))?;
     recv(fd.as_raw_fd(), buf, MsgFlags::empty()).map_err(|e| netlink::sys("nflog", "bind acknowledgement", e))
-}
-
-/// `AF_INET` as the u8 nfgenmsg wants it.
-fn libc_af_inet() -> u8 {
-    2
 }
 
 /// Read every pending datagram (until it would block) and parse the packets in them. A

@@ -10,12 +10,10 @@
 
 use std::net::IpAddr;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::SignalFd;
 use serde_json::{Map, Value};
 use terok_shield_ruleset::constants::{NFLOG_GROUP, PREFIX_BLOCKED};
 
@@ -99,11 +97,7 @@ pub fn main(args: &[String]) -> i32 {
     let emitter = if a.json {
         Emitter::Json
     } else {
-        let runtime = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).unwrap_or_else(|| {
-            let uid = crate::hook::envboot::bootstrap().outer_uid;
-            PathBuf::from(format!("/run/user/{uid}"))
-        });
-        match a.hub_socket.clone().or_else(|| hub::socket_path(&runtime, &a.container_id)) {
+        match a.hub_socket.clone().or_else(|| hub::socket_path(&hub::runtime_dir(), &a.container_id)) {
             Some(p) => Emitter::socket(p),
             None => {
                 eprintln!("nflog reader: no hub socket: pass --hub-socket or a 12-64 hex --container-id");
@@ -135,11 +129,7 @@ struct Reader<'a> {
 fn run(a: &Args, emitter: Emitter) -> Result<(), String> {
     // A session of its own: the hook that started it may exit, and poststop signals it alone.
     let _ = nix::unistd::setsid();
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGTERM);
-    signals.add(Signal::SIGINT);
-    signals.thread_block().map_err(|e| format!("signal mask: {e}"))?;
-    let sigfd = SignalFd::new(&signals).map_err(|e| format!("signalfd: {e}"))?;
+    let sigfd = super::stop_signals().map_err(|e| e.to_string())?;
     // The container, by its network namespace: the reader ends when that is gone, also when
     // no poststop comes (a start that failed after this hook, a deleted bundle).
     let container_ns = a.netns_pid.map(|pid| (pid, crate::netns::ns_inode(&crate::netns::net_ns_path(pid))));
@@ -253,23 +243,27 @@ impl Reader<'_> {
             }
             let key = domain.clone().unwrap_or_else(|| p.dest.to_string());
             let now = Instant::now();
+            let (audit_due, wire_due) = (self.audit.due(&key, now), self.wire.due(&key, now));
+            if !audit_due && !wire_due {
+                continue;
+            }
+            // Re-read for each event (an orchestrator may update it), not for each packet.
             let dossier = dossier::overlay(&self.dossier, self.meta_path.as_deref());
-            if self.audit.due(&key, now) {
+            if audit_due {
                 let row = event::blocked_row(&ts, &self.a.container, p, domain.as_deref(), &dossier).line();
                 audit::append_line(&self.a.state_dir, &row);
                 self.audit.mark(&key, now);
             }
-            if self.wire.due(&key, now) {
+            if wire_due {
                 self.requests += 1;
                 let id = format!("{}:{}", self.a.container, self.requests);
-                let mut pending = Fields::new()
+                let pending = Fields::new()
                     .str("type", "pending")
                     .str("container", &self.a.container)
                     .str("id", &id)
-                    .str("dest", &p.dest.to_string());
-                pending.0.insert("port".into(), p.port.into());
-                pending.0.insert("proto".into(), p.proto.into());
-                let pending = pending
+                    .str("dest", &p.dest.to_string())
+                    .int("port", p.port.into())
+                    .int("proto", p.proto.into())
                     .always("domain", domain.as_deref().unwrap_or(""))
                     .map("dossier", &dossier)
                     .str("ts", &audit::now_utc_micros());
@@ -285,11 +279,6 @@ impl Reader<'_> {
 /// anyone wants cleared.
 fn is_multicast_noise(dest: &IpAddr) -> bool {
     matches!(dest, IpAddr::V6(v6) if v6.segments()[0] == 0xff02)
-}
-
-/// The state dir's fan-out socket path.
-pub fn fanout_path(state_dir: &Path) -> PathBuf {
-    state_dir.join(super::fanout::SOCKET)
 }
 
 #[cfg(test)]

@@ -47,8 +47,6 @@ impl Tail {
         let Ok(n) = f.take(MAX_READ).read_to_end(&mut chunk) else { return Vec::new() };
         self.offset += n as u64;
         self.partial.extend_from_slice(&chunk);
-        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else { return Vec::new() };
-        let complete: Vec<u8> = self.partial.drain(..=end).collect();
-        String::from_utf8_lossy(&complete).lines().map(str::to_string).collect()
+        super::take_lines(&mut self.partial)
     }
 }

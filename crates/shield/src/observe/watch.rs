@@ -9,8 +9,6 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::SignalFd;
 use serde_json::{Map, Value};
 
 use super::dnslog::{DnsLog, Line};
@@ -44,11 +42,7 @@ struct Watch<'a> {
 /// Watch until SIGINT or SIGTERM, handing each event line to `out`; stops early when `out`
 /// returns false (stdout closed). `dnsmasq`: the bundle's tier runs dnsmasq.
 pub fn run(bundle: &Bundle, container: &str, dnsmasq: bool, out: &mut dyn FnMut(&str) -> bool) -> Result<()> {
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGTERM);
-    signals.add(Signal::SIGINT);
-    signals.thread_block().map_err(|e| Error::Setup(format!("signal mask: {e}")))?;
-    let sigfd = SignalFd::new(&signals).map_err(|e| Error::Setup(format!("signalfd: {e}")))?;
+    let sigfd = super::stop_signals()?;
     let audit_path = bundle.path(AUDIT_LOG);
     touch(&audit_path);
     let dns = dnsmasq.then(|| {
@@ -182,13 +176,12 @@ impl Watch<'_> {
                 }
             }
         }
-        let end = partial.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let complete: Vec<u8> = partial.drain(..end).collect();
+        let lines = super::take_lines(partial);
         if closed {
             self.reader = None;
         }
-        String::from_utf8_lossy(&complete)
-            .lines()
+        lines
+            .iter()
             .filter_map(|l| match serde_json::from_str::<Value>(l) {
                 Ok(Value::Object(m)) => render(&m),
                 _ => None,
