@@ -12,25 +12,13 @@ use terok_shield_policy::names::validate_container_name;
 use super::envboot::HookEnv;
 use super::log::HookLog;
 use super::oci_state::OciState;
-use super::{statedir, Stage};
+use super::Stage;
 use crate::bundle::layout::{Bundle, META_PATH, READER_LOG, READER_PID};
 use crate::procs::{self, Stopped};
 
 pub fn run(stage: Stage, input: &[u8], env: &HookEnv, log: &mut HookLog) -> Result<(), String> {
     let state = OciState::parse(input)?;
-    let euid = crate::paths::effective_uid().unwrap_or(u32::MAX);
-    let raw_dir = state.annotation("terok.shield.state_dir");
-    let dir = match statedir::validate(raw_dir, euid) {
-        Ok(dir) => dir,
-        Err(e) => {
-            if stage == Stage::Poststop {
-                reap_orphans(raw_dir, log);
-            }
-            return Err(e);
-        }
-    };
-    log.attach(&dir);
-    let bundle = Bundle::new(dir);
+    let bundle = super::bundle_of(&state, stage, log, reap_orphans)?;
     match stage {
         Stage::CreateRuntime => {
             if let Some(meta) = state.annotation("dossier.meta_path").filter(|m| !m.is_empty()) {

@@ -80,6 +80,31 @@ pub fn main(args: &[String]) -> i32 {
     }
 }
 
+/// The validated state dir of `state` as a bundle; the hook's diagnostics now also go to its
+/// `hook-error.log`. When validation fails at poststop, `orphans` gets the raw annotation:
+/// a bundle deleted while its container ran may have left processes behind.
+fn bundle_of(
+    state: &oci_state::OciState,
+    stage: Stage,
+    log: &mut HookLog,
+    orphans: fn(Option<&str>, &mut HookLog),
+) -> Result<crate::bundle::layout::Bundle, String> {
+    let euid = crate::paths::effective_uid().unwrap_or(u32::MAX);
+    let raw_dir = state.annotation("terok.shield.state_dir");
+    match statedir::validate(raw_dir, euid) {
+        Ok(dir) => {
+            log.attach(&dir);
+            Ok(crate::bundle::layout::Bundle::new(dir))
+        }
+        Err(e) => {
+            if stage == Stage::Poststop {
+                orphans(raw_dir, log);
+            }
+            Err(e)
+        }
+    }
+}
+
 /// This process's own peak resident set (`VmHWM`), children excluded. Logged when
 /// `TEROK_SHIELD_HOOK_STATS` is set, for the memory benchmark.
 fn peak_rss_kib() -> Option<u64> {

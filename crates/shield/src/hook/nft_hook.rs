@@ -6,7 +6,7 @@ use terok_shield_ruleset::Posture;
 use super::envboot::HookEnv;
 use super::log::HookLog;
 use super::oci_state::OciState;
-use super::{statedir, Stage};
+use super::Stage;
 use crate::bundle::layout::{Bundle, CONTAINER_ID, DNSMASQ_CONF, RULESET};
 use crate::bundle::seeds;
 use crate::dns::dnsmasq::{self, Stopped};
@@ -15,19 +15,7 @@ use crate::{netns, tools, BUNDLE_VERSION};
 
 pub fn run(stage: Stage, input: &[u8], env: &HookEnv, log: &mut HookLog) -> Result<(), String> {
     let state = OciState::parse(input)?;
-    let euid = crate::paths::effective_uid().unwrap_or(u32::MAX);
-    let raw_dir = state.annotation("terok.shield.state_dir");
-    let dir = match statedir::validate(raw_dir, euid) {
-        Ok(dir) => dir,
-        Err(e) => {
-            if stage == Stage::Poststop {
-                reap_orphans(raw_dir, log);
-            }
-            return Err(e);
-        }
-    };
-    log.attach(&dir);
-    let bundle = Bundle::new(dir);
+    let bundle = super::bundle_of(&state, stage, log, reap_orphans)?;
     match stage {
         Stage::CreateRuntime => create_runtime(&state, &bundle, env),
         Stage::Poststop => {
