@@ -26,7 +26,9 @@ die() { printf '[setup] FAILED: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (sudo $0)"
 
 # 1. Packages ---------------------------------------------------------------------------
-PKGS=(podman nftables dnsmasq-base runc uidmap slirp4netns busybox-static iproute2 sudo dnsutils conntrack netavark aardvark-dns)
+# iptables: netavark 1.4 (Debian 12) sets up container NAT with it and fails with "No such file
+# or directory" without it.
+PKGS=(podman nftables dnsmasq-base runc uidmap slirp4netns busybox-static iproute2 sudo dnsutils conntrack netavark aardvark-dns iptables)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -114,7 +116,10 @@ if [ ! -s "$rootfs_tar" ]; then
 fi
 podman image exists "$IMAGE" || { say "importing $IMAGE (root)"; podman import --change 'CMD ["/bin/sh"]' "$rootfs_tar" "$IMAGE" >/dev/null; }
 as_user podman image exists "$IMAGE" || { say "importing $IMAGE ($TEST_USER)"; as_user podman import --change 'CMD ["/bin/sh"]' "$rootfs_tar" "$IMAGE" >/dev/null; }
-podman network exists "$NETWORK" || { say "creating the dual-stack network $NETWORK"; podman network create --ipv6 --subnet 10.89.222.0/24 --subnet fd00:89:222::/64 "$NETWORK" >/dev/null; }
+# The test containers.conf names this network as podman's default, and podman then reports
+# the default network as existing before it is created: test for its file, and create it
+# without that configuration (podman refuses the name otherwise).
+[ -s "/etc/containers/networks/$NETWORK.json" ] || { say "creating the dual-stack network $NETWORK"; printf '[network]\nnetwork_backend = "netavark"\n' > "$CONF_DIR/create-network.conf"; CONTAINERS_CONF="$CONF_DIR/create-network.conf" podman network create --ipv6 --subnet 10.89.222.0/24 --subnet fd00:89:222::/64 "$NETWORK" >/dev/null; }
 
 # 5. Test hosts ----------------------------------------------------------------------------
 # 169.254.77.10 is one link-local test host (a /32, routed only to the test namespace) for
