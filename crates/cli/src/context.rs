@@ -6,7 +6,9 @@ use terok_shield::config::{self, Config};
 use terok_shield::paths::{self, Env};
 use terok_shield::profiles::ProfileDirs;
 
-use crate::error::CliResult;
+use terok_shield::helper::{Helper, HELPER_BINARY};
+
+use crate::error::{CliError, CliResult};
 use crate::output;
 
 pub struct Context {
@@ -35,6 +37,21 @@ impl Context {
 
     pub fn namespace_dir(&self) -> CliResult<PathBuf> {
         Ok(paths::namespace_dir(&self.env)?)
+    }
+
+    /// The helper executable, `terok-shield-hook`, installed next to this binary (cargo
+    /// install puts both in one directory).
+    pub fn helper(&self) -> CliResult<Helper> {
+        let exe =
+            std::env::current_exe().map_err(|e| CliError::Message(format!("cannot locate the running binary: {e}")))?;
+        let helper = exe.with_file_name(HELPER_BINARY);
+        if !terok_shield::tools::is_executable(&helper) {
+            return Err(CliError::Message(format!(
+                "{HELPER_BINARY} not found next to {}; reinstall terok-shield (cargo install installs both)",
+                exe.display()
+            )));
+        }
+        Ok(Helper::at(helper))
     }
 
     /// The `_default` bundle: where checks that need a state dir run.

@@ -1,6 +1,9 @@
-//! Writing to stdout: a closed pipe ends the command quietly.
+//! Writing to the terminal: stdout for the contract output (a closed pipe ends the command
+//! quietly), stderr for the library's reports.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+
+use terok_shield::report::{Progress, Report};
 
 use crate::error::{CliError, CliResult};
 
@@ -26,4 +29,26 @@ pub fn lines<S: AsRef<str>>(lines: &[S]) -> CliResult {
 /// A warning on stderr.
 pub fn warn(msg: &str) {
     eprintln!("Warning [shield]: {msg}");
+}
+
+/// Show one of the library's reports on stderr: warnings prefixed, notes as they are,
+/// progress as lines (and, on a terminal, a counter redrawn in place).
+pub fn report(r: Report) {
+    match r {
+        Report::Warning(w) => warn(&w),
+        Report::Note(n) => eprintln!("{n}"),
+        Report::Progress(Progress::Resolving { total, what, max_secs }) => {
+            eprintln!("Resolving {total} {what} names, up to {max_secs} s.")
+        }
+        Report::Progress(Progress::Looked { done, total }) if std::io::stderr().is_terminal() => {
+            eprint!("\r  {done}/{total}");
+            if done == total {
+                eprint!("\r\x1b[K");
+            }
+        }
+        Report::Progress(Progress::Resolved { addresses, elapsed }) => {
+            eprintln!("Resolved to {addresses} addresses in {:.1} s.", elapsed.as_secs_f64())
+        }
+        _ => {}
+    }
 }

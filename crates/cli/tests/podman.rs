@@ -1425,6 +1425,12 @@ fn terminate(child: &std::process::Child, sig: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(target), sig);
 }
 
+/// Move this thread into the network namespace of process `pid`.
+fn enter_net_of(pid: u32) {
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap_or_else(|e| panic!("netns of {pid}: {e}"));
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {pid}: {e}"));
+}
+
 /// One DNS query (type A) for the name made of `labels`, sent to the container's dnsmasq
 /// (127.0.0.1:53) from inside the network namespace of process `pid`.
 fn dns_query_from(pid: &str, labels: &[&[u8]]) {
@@ -1436,7 +1442,7 @@ fn dns_query_from(pid: &str, labels: &[&[u8]]) {
     }
     q.extend_from_slice(&[0, 0, 1, 0, 1]);
     std::thread::spawn(move || {
-        terok_shield::netns::enter_net_of(pid).unwrap_or_else(|e| panic!("{e}"));
+        enter_net_of(pid);
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
         sock.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap_or_else(|e| panic!("{e}"));
         sock.send_to(&q, "127.0.0.1:53").unwrap_or_else(|e| panic!("{e}"));
@@ -1454,7 +1460,7 @@ fn flood_from(pid: &str, dest: &str, port: u16, count: usize) -> std::time::Dura
     let pid: u32 = pid.trim().parse().unwrap_or_else(|e| panic!("pid {pid:?}: {e}"));
     let dest: std::net::SocketAddr = format!("{dest}:{port}").parse().unwrap_or_else(|e| panic!("{e}"));
     std::thread::spawn(move || {
-        terok_shield::netns::enter_net_of(pid).unwrap_or_else(|e| panic!("{e}"));
+        enter_net_of(pid);
         let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap_or_else(|e| panic!("{e}"));
         let start = std::time::Instant::now();
         for _ in 0..count {

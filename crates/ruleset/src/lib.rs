@@ -1,9 +1,13 @@
 //! The nftables ruleset of terok-shield, as a pure function of its inputs: no I/O.
 //!
-//! * [`constants`]: table name, log prefixes, ranges, the set catalogue.
+//! * [`constants`]: table name, log prefixes, ranges.
+//! * [`sets`]: the set catalogue, by typed identifier ([`SetId`]).
 //! * [`facts`]: the network facts a ruleset depends on (DNS forwarder, ports, gateways).
 //! * [`posture`]: the rules of UP, DOWN, DISENGAGED and QUARANTINE.
 //! * [`seeds`]: `add element` statements for the authored addresses.
+//! * [`script`]: the rest of the nft text: live element changes, flushes, table replacement,
+//!   the arguments of nft queries, dnsmasq's set names.
+//! * [`file`]: the bundle's `ruleset.nft` (written by prepare, split again by the hook).
 //! * [`verify`]: checks a listed table against the invariants and classifies its posture.
 //!
 //! Every value that reaches the text is a typed, validated value (addresses, networks,
@@ -11,21 +15,16 @@
 
 pub mod constants;
 pub mod facts;
+pub mod file;
 pub mod posture;
+pub mod script;
 pub mod seeds;
+pub mod sets;
 pub mod verify;
 
 pub use facts::NetFacts;
+pub use file::ruleset_nft;
 pub use posture::{render_table, Posture};
 pub use seeds::{seed_statements, Seeds};
+pub use sets::{SetId, SetKind};
 pub use verify::{classify, verify, ShieldState};
-
-/// The complete `ruleset.nft` of a bundle: the UP table, then the seed statements.
-pub fn ruleset_nft(facts: &NetFacts, seeds: &Seeds) -> String {
-    let mut out = render_table(Posture::Up, facts);
-    for stmt in seed_statements(seeds, seeds::MAX_ELEMENTS_PER_STATEMENT, seeds::MAX_ELEMENTS_PER_STATEMENT) {
-        out.push_str(&stmt);
-        out.push('\n');
-    }
-    out
-}

@@ -3,11 +3,14 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use terok_shield_policy::Tier;
+
 use crate::constants::{
-    SetKind, SetTier, DNS_LEARNED_TIMEOUT, HARD_DENY, NFLOG_GROUP, PASTA_HOST_LOOPBACK, PREFIX_ALLOWED, PREFIX_BLOCKED,
-    PREFIX_BYPASS, PREFIX_DENIED, PREFIX_PRIVATE, PRIVATE_RANGES, REJECT, SETS, TABLE,
+    DNS_LEARNED_TIMEOUT, HARD_DENY, NFLOG_GROUP, PASTA_HOST_LOOPBACK, PREFIX_ALLOWED, PREFIX_BLOCKED, PREFIX_BYPASS,
+    PREFIX_DENIED, PREFIX_PRIVATE, PRIVATE_RANGES, REJECT, TABLE,
 };
 use crate::facts::NetFacts;
+use crate::sets::{SetId, SetKind};
 
 /// What the output chain enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,8 +45,8 @@ fn daddr(net: &str) -> String {
     format!("{family} daddr {net}")
 }
 
-fn set_match(name: &str, v6: bool) -> String {
-    format!("{} daddr @{name}", if v6 { "ip6" } else { "ip" })
+fn set_match(set: SetId) -> String {
+    format!("{} daddr @{set}", if set.is_v6() { "ip6" } else { "ip" })
 }
 
 /// Rules every posture but quarantine starts with: loopback, established flows, the IPv6
@@ -88,18 +91,14 @@ fn range_rejects(ranges: &[&str], out: &mut Vec<String>) {
 }
 
 /// One rule per set of the tier (addresses and networks, v4 and v6).
-fn tier_rules(tier: SetTier, prefix: &str, verdict: &str, out: &mut Vec<String>) {
-    for net in [false, true] {
-        for v6 in [false, true] {
-            let name = tier.set_name(v6, net);
-            out.push(format!("{} {} counter {verdict}", set_match(name, v6), log(prefix)));
-        }
-    }
+fn tier_rules(tier: Tier, prefix: &str, verdict: &str, out: &mut Vec<String>) {
+    let sets = [false, true].into_iter().flat_map(|net| [false, true].map(|v6| SetId::authored(tier, v6, net)));
+    set_rules(sets.flatten(), prefix, verdict, out);
 }
 
-fn named_rules(names: [(&str, bool); 2], prefix: &str, verdict: &str, out: &mut Vec<String>) {
-    for (name, v6) in names {
-        out.push(format!("{} {} counter {verdict}", set_match(name, v6), log(prefix)));
+fn set_rules(sets: impl IntoIterator<Item = SetId>, prefix: &str, verdict: &str, out: &mut Vec<String>) {
+    for set in sets {
+        out.push(format!("{} {} counter {verdict}", set_match(set), log(prefix)));
     }
 }
 
@@ -110,21 +109,21 @@ fn output_chain(posture: Posture, f: &NetFacts) -> (&'static str, Vec<String>) {
         Posture::Up => {
             preamble(f, &mut r);
             range_rejects(&HARD_DENY, &mut r);
-            tier_rules(SetTier::Override, PREFIX_ALLOWED, "accept", &mut r);
-            tier_rules(SetTier::SecurityDeny, PREFIX_DENIED, REJECT, &mut r);
+            tier_rules(Tier::Override, PREFIX_ALLOWED, "accept", &mut r);
+            tier_rules(Tier::SecurityDeny, PREFIX_DENIED, REJECT, &mut r);
             range_rejects(&PRIVATE_RANGES, &mut r);
-            tier_rules(SetTier::ProviderAllow, PREFIX_ALLOWED, "accept", &mut r);
-            tier_rules(SetTier::ProjectAllow, PREFIX_ALLOWED, "accept", &mut r);
-            named_rules([("t40_dns_v4", false), ("t40_dns_v6", true)], PREFIX_ALLOWED, "accept", &mut r);
-            named_rules([("bypass_window_v4", false), ("bypass_window_v6", true)], PREFIX_BYPASS, "accept", &mut r);
+            tier_rules(Tier::ProviderAllow, PREFIX_ALLOWED, "accept", &mut r);
+            tier_rules(Tier::ProjectAllow, PREFIX_ALLOWED, "accept", &mut r);
+            set_rules(SetId::learned_sets(), PREFIX_ALLOWED, "accept", &mut r);
+            set_rules([SetId::window(false), SetId::window(true)], PREFIX_BYPASS, "accept", &mut r);
             r.push(format!("{} counter {REJECT}", log(PREFIX_BLOCKED)));
             ("drop", r)
         }
         Posture::Down => {
             preamble(f, &mut r);
             range_rejects(&HARD_DENY, &mut r);
-            tier_rules(SetTier::Override, PREFIX_BYPASS, "accept", &mut r);
-            tier_rules(SetTier::SecurityDeny, PREFIX_DENIED, REJECT, &mut r);
+            tier_rules(Tier::Override, PREFIX_BYPASS, "accept", &mut r);
+            tier_rules(Tier::SecurityDeny, PREFIX_DENIED, REJECT, &mut r);
             range_rejects(&PRIVATE_RANGES, &mut r);
             r.push(format!("ct state new {} counter", log(PREFIX_BYPASS)));
             ("accept", r)
@@ -153,15 +152,15 @@ fn input_rules() -> Vec<String> {
     ]
 }
 
-fn set_declaration(def: &crate::constants::SetDef) -> String {
-    let ty = if def.v6 { "ipv6_addr" } else { "ipv4_addr" };
-    let rest = match def.kind {
+fn set_declaration(set: SetId) -> String {
+    let ty = if set.is_v6() { "ipv6_addr" } else { "ipv4_addr" };
+    let rest = match set.kind() {
         SetKind::Addr => String::new(),
         SetKind::Net => " flags interval;".into(),
         SetKind::Learned => format!(" flags timeout; timeout {DNS_LEARNED_TIMEOUT};"),
         SetKind::Window => " flags interval, timeout;".into(),
     };
-    format!("set {} {{ type {ty};{rest} }}", def.name)
+    format!("set {set} {{ type {ty};{rest} }}")
 }
 
 /// The `table inet terok_shield { … }` text of a posture. Quarantine declares no sets.
@@ -169,8 +168,8 @@ pub fn render_table(posture: Posture, facts: &NetFacts) -> String {
     let mut out = String::with_capacity(8 * 1024);
     let _ = writeln!(out, "table {TABLE} {{");
     if posture != Posture::Quarantine {
-        for def in &SETS {
-            let _ = writeln!(out, "    {}", set_declaration(def));
+        for set in SetId::all() {
+            let _ = writeln!(out, "    {}", set_declaration(set));
         }
         out.push('\n');
     }

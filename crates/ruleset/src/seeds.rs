@@ -2,7 +2,9 @@
 
 use terok_shield_policy::IpNet;
 
-use crate::constants::{SetTier, TABLE};
+use terok_shield_policy::Tier;
+
+use crate::sets::{SetId, SetKind};
 
 /// At most this many elements per `add element` statement, so a loader can split a long
 /// seed into transactions a user namespace accepts.
@@ -26,12 +28,12 @@ impl Seeds {
 /// addresses then networks). Single addresses go to the tier's plain sets, networks to its
 /// interval sets (nested networks collapsed into the outermost, since an interval set
 /// refuses overlapping elements).
-pub fn set_elements(seeds: &Seeds) -> Vec<(&'static str, Vec<IpNet>)> {
+pub fn set_elements(seeds: &Seeds) -> Vec<(SetId, Vec<IpNet>)> {
     let mut out = Vec::new();
     for (tier, elements) in [
-        (SetTier::ProjectAllow, &seeds.t40_project_allow),
-        (SetTier::Override, &seeds.t10_override),
-        (SetTier::SecurityDeny, &seeds.t20_security_deny),
+        (Tier::ProjectAllow, &seeds.t40_project_allow),
+        (Tier::Override, &seeds.t10_override),
+        (Tier::SecurityDeny, &seeds.t20_security_deny),
     ] {
         for v6 in [false, true] {
             let mut hosts: Vec<IpNet> = Vec::new();
@@ -45,8 +47,11 @@ pub fn set_elements(seeds: &Seeds) -> Vec<(&'static str, Vec<IpNet>)> {
             }
             let mut seen = std::collections::HashSet::with_capacity(hosts.len());
             hosts.retain(|h| seen.insert(*h));
-            out.push((tier.set_name(v6, false), hosts));
-            out.push((tier.set_name(v6, true), outermost(nets)));
+            for (network, elements) in [(false, hosts), (true, outermost(nets))] {
+                if let Some(set) = SetId::authored(tier, v6, network) {
+                    out.push((set, elements));
+                }
+            }
         }
     }
     out
@@ -57,17 +62,12 @@ pub fn set_elements(seeds: &Seeds) -> Vec<(&'static str, Vec<IpNet>)> {
 pub fn seed_statements(seeds: &Seeds, max_addresses: usize, max_networks: usize) -> Vec<String> {
     let mut out = Vec::new();
     for (set, elements) in set_elements(seeds) {
-        let max = if set.contains("_net_") { max_networks } else { max_addresses };
-        statements(set, &elements, max, &mut out);
+        let max = if set.kind() == SetKind::Net { max_networks } else { max_addresses };
+        for chunk in elements.chunks(max.max(1)) {
+            out.push(crate::script::add_elements(set, chunk).trim_end().to_string());
+        }
     }
     out
-}
-
-fn statements(set: &str, elements: &[IpNet], max: usize, out: &mut Vec<String>) {
-    for chunk in elements.chunks(max.max(1)) {
-        let list = chunk.iter().map(IpNet::to_string).collect::<Vec<_>>().join(", ");
-        out.push(format!("add element {TABLE} {set} {{ {list} }}"));
-    }
 }
 
 /// Networks of one family with every network that another one contains removed. CIDRs are

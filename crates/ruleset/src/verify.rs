@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::constants::{HARD_DENY, PREFIX_BLOCKED, PREFIX_BYPASS, PRIVATE_RANGES, SETS};
+use crate::constants::{HARD_DENY, PREFIX_BLOCKED, PREFIX_BYPASS, PRIVATE_RANGES, TABLE};
 use crate::posture::Posture;
 
 /// The state word of `status CONTAINER`.
@@ -60,7 +60,7 @@ fn parse(text: &str) -> Listing {
         let line = raw.trim();
         let opens = line.matches('{').count();
         let closes = line.matches('}').count();
-        if depth == 0 && line.starts_with("table inet terok_shield") && opens > closes {
+        if depth == 0 && line.strip_prefix("table ").is_some_and(|t| t.starts_with(TABLE)) && opens > closes {
             l.table = true;
         } else if depth == 1 && opens > 0 {
             let mut words = line.split_whitespace();
@@ -114,9 +114,9 @@ impl Checker<'_> {
     }
 
     fn all_sets(&mut self) {
-        for def in &SETS {
-            let present = self.listing.sets.iter().any(|s| s == def.name);
-            self.require(present, || format!("set {} missing", def.name));
+        for set in crate::sets::SetId::all() {
+            let present = self.listing.sets.iter().any(|s| s == set.name());
+            self.require(present, || format!("set {set} missing"));
         }
     }
 
@@ -186,7 +186,7 @@ fn uses(rule: &str, prefix: &str) -> bool {
 pub fn verify(posture: Posture, text: &str) -> Result<(), VerifyError> {
     let listing = parse(text);
     let mut c = Checker { listing: &listing, errors: Vec::new() };
-    c.require(listing.table, || "table inet terok_shield missing".into());
+    c.require(listing.table, || format!("table {TABLE} missing"));
     c.policy_is("input", "drop");
     let output_policy = if matches!(posture, Posture::Up | Posture::Quarantine) { "drop" } else { "accept" };
     c.policy_is("output", output_policy);

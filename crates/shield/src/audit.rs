@@ -4,10 +4,35 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::bundle::layout::AUDIT_LOG;
+use crate::report::{Report, Reporter};
 
-/// Append one row (`ts`, `container`, `action`, then `dest` and `detail` when given).
-/// Auditing never fails the operation it records; a failed write is reported on stderr.
-pub fn append(state_dir: &Path, container: &str, action: &str, dest: Option<&str>, detail: Option<&str>) {
+/// One audit row: `ts`, `container`, `action`, then `dest` and `detail` when given.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    pub container: &'a str,
+    pub action: &'a str,
+    pub dest: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+impl<'a> Row<'a> {
+    pub fn new(container: &'a str, action: &'a str) -> Self {
+        Row { container, action, dest: None, detail: None }
+    }
+
+    pub fn dest(self, dest: &'a str) -> Self {
+        Row { dest: Some(dest), ..self }
+    }
+
+    pub fn detail(self, detail: &'a str) -> Self {
+        Row { detail: Some(detail), ..self }
+    }
+}
+
+/// Append one row. Auditing never fails the operation it records; a failed write is
+/// reported as a warning.
+pub fn append(state_dir: &Path, row: Row, report: Reporter) {
+    let Row { container, action, dest, detail } = row;
     let mut row = serde_json::Map::new();
     row.insert("ts".into(), now_utc().into());
     row.insert("container".into(), container.into());
@@ -18,17 +43,17 @@ pub fn append(state_dir: &Path, container: &str, action: &str, dest: Option<&str
     if let Some(d) = detail {
         row.insert("detail".into(), d.into());
     }
-    append_line(state_dir, &serde_json::Value::Object(row).to_string());
+    append_line(state_dir, &serde_json::Value::Object(row).to_string(), report);
 }
 
 /// Append one ready JSON line (no newline). Lines are short and written with one `write`
 /// on an `O_APPEND` descriptor, so concurrent writers never interleave.
-pub fn append_line(state_dir: &Path, json: &str) {
+pub fn append_line(state_dir: &Path, json: &str, report: Reporter) {
     let line = format!("{json}\n");
     let path = state_dir.join(AUDIT_LOG);
     let written = crate::fsutil::open_append(&path).and_then(|mut f| f.write_all(line.as_bytes()));
     if let Err(e) = written {
-        eprintln!("Warning [shield]: cannot write {}: {e}", path.display());
+        report(Report::Warning(format!("cannot write {}: {e}", path.display())));
     }
 }
 

@@ -10,10 +10,11 @@ use terok_shield_policy::names::validate_profile_name;
 
 use crate::error::{Error, Result};
 
-/// How the shield is enforced. Both values mean hook mode; `auto` also requires nft.
+/// `mode:` of config.yml. Both values mean hook mode (the only one there is), so the key is
+/// checked and then has no effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Mode {
+enum Mode {
     #[default]
     Auto,
     Hook,
@@ -28,8 +29,8 @@ struct RawAudit {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    #[serde(default)]
-    mode: Mode,
+    #[serde(default, rename = "mode")]
+    _mode: Mode,
     default_profiles: Option<Vec<String>>,
     audit: Option<RawAudit>,
     dnsmasq_path: Option<PathBuf>,
@@ -38,7 +39,6 @@ struct RawConfig {
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub mode: Mode,
     pub default_profiles: Vec<String>,
     pub audit_enabled: bool,
     pub dnsmasq_path: Option<PathBuf>,
@@ -46,12 +46,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            mode: Mode::Auto,
-            default_profiles: vec!["dev-standard".into()],
-            audit_enabled: true,
-            dnsmasq_path: None,
-        }
+        Config { default_profiles: vec!["dev-standard".into()], audit_enabled: true, dnsmasq_path: None }
     }
 }
 
@@ -94,7 +89,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded> {
         let msg = one_line(&e.inner().to_string());
         invalid(if at == "." { msg } else { format!("{at}: {msg}") })
     })?;
-    let mut config = Config { mode: raw.mode, ..Config::default() };
+    let mut config = Config::default();
     if let Some(profiles) = raw.default_profiles {
         if profiles.is_empty() {
             return Err(invalid("default_profiles: must list at least one profile".into()));
@@ -153,7 +148,6 @@ mod tests {
         assert_eq!(check(""), format!("{:?}", Config::default()));
         let c = parse("mode: hook\ndefault_profiles: [base, dev-node]\naudit:\n  enabled: false\ndnsmasq_path: /usr/sbin/dnsmasq\n", Path::new("x"));
         let c = c.map(|l| l.config).unwrap_or_default();
-        assert_eq!(c.mode, Mode::Hook);
         assert_eq!(c.default_profiles, ["base", "dev-node"]);
         assert!(!c.audit_enabled);
         assert_eq!(c.dnsmasq_path.as_deref(), Some(Path::new("/usr/sbin/dnsmasq")));

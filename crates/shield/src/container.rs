@@ -10,10 +10,23 @@ use std::time::Duration;
 use terok_shield_policy::names::validate_container_name;
 
 use crate::bundle::layout::Bundle;
-use crate::error::{Error, Result};
-use crate::{exec, netns, tools};
+use crate::error::Result;
+use crate::kernel::netns;
+use crate::{exec, tools};
 
 pub const CONTAINER_PID: &str = "container.pid";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContainerError {
+    /// The process the hook was handed is gone before it could be recorded.
+    #[error("cannot read /proc/{0}: the container process is gone")]
+    Gone(u32),
+    #[error("container '{name}' has no bundle under {} and no 'terok.shield.state_dir' annotation — was it launched through terok-shield? Pass --state-dir=<root> if you know where its state lives.", .containers.display())]
+    NoBundle { name: String, containers: PathBuf },
+    #[error("container '{0}' is not running")]
+    NotRunning(String),
+}
 
 /// A process's identity: pid, start time (clock ticks since boot), netns inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +60,7 @@ impl Identity {
 
 /// Record the container's process (the hook, at createRuntime).
 pub fn record(bundle: &Bundle, pid: u32) -> Result<()> {
-    let id = Identity::of(pid)
-        .ok_or_else(|| Error::Setup(format!("cannot read /proc/{pid}: the container process is gone")))?;
+    let id = Identity::of(pid).ok_or(ContainerError::Gone(pid))?;
     crate::fsutil::write_atomic(&bundle.path(CONTAINER_PID), id.to_line().as_bytes(), 0o600)
 }
 
@@ -72,10 +84,7 @@ pub fn locate(state_root: &Path, name: &str) -> Result<Bundle> {
         return Ok(Bundle::new(dir));
     }
     annotated_state_dir(name).map(Bundle::new).ok_or_else(|| {
-        Error::Setup(format!(
-            "container '{name}' has no bundle under {} and no 'terok.shield.state_dir' annotation — was it launched through terok-shield? Pass --state-dir=<root> if you know where its state lives.",
-            state_root.join("containers").display()
-        ))
+        ContainerError::NoBundle { name: name.to_string(), containers: state_root.join("containers") }.into()
     })
 }
 

@@ -16,7 +16,7 @@ pub struct EnvironmentCheck {
     pub podman_version: Option<String>,
     pub hooks: &'static str,
     pub health: &'static str,
-    pub dns_tier: Option<dns::DnsTier>,
+    pub dns_mode: Option<dns::DnsMode>,
     pub issues: Vec<String>,
     pub needs_setup: bool,
     pub setup_hint: &'static str,
@@ -40,23 +40,23 @@ pub fn check_environment(
     probe_dir: Option<&Path>,
 ) -> EnvironmentCheck {
     let mut issues = Vec::new();
-    let dns_tier = match dns::detect(config.dnsmasq_path.as_deref(), probe_dir) {
+    let dns_mode = match dns::detect(config.dnsmasq_path.as_deref(), probe_dir) {
         Ok(d) => {
             if let Some(bin) = &d.apparmor_blocked {
                 issues.push(format!(
                     "AppArmor keeps {} from reading the state dir; DNS falls back to {}.",
                     bin.display(),
-                    d.tier.as_str()
+                    d.mode.as_str()
                 ));
             }
-            Some(d.tier)
+            Some(d.mode)
         }
         Err(e) => {
             issues.push(e.to_string());
             None
         }
     };
-    if let Some(t) = dns_tier.filter(|t| !t.live()) {
+    if let Some(t) = dns_mode.filter(|t| !t.follows_answers()) {
         issues.push(format!("DNS tier {}: {}", t.as_str(), t.hint()));
     }
     let checks = check_setup(env, ns_dir, crate::VERSION, false);
@@ -67,7 +67,7 @@ pub fn check_environment(
         podman_version: podman_version(),
         hooks: if ready { "global" } else { "not-installed" },
         health: if ready { "ok" } else { "setup-needed" },
-        dns_tier,
+        dns_mode,
         issues,
         needs_setup: !ready,
         setup_hint: if ready { "" } else { SETUP_HINT },

@@ -1,10 +1,23 @@
-//! The library's error type. Messages are one line and say what to do where they can.
+//! The library's error type: one variant per failing module, each carrying that module's
+//! own typed error, so callers match variants, never message text. Messages are one line
+//! and say what to do where they can.
 
 use std::path::PathBuf;
 
 use terok_shield_policy::names::NameError;
 use terok_shield_policy::profiles::ProfileError;
 use terok_shield_policy::{PolicyError, TargetError};
+
+pub use crate::bundle::BundleError;
+pub use crate::container::ContainerError;
+pub use crate::control::ControlError;
+pub use crate::dns::DnsError;
+pub use crate::exec::ExecError;
+pub use crate::hook::HookError;
+pub use crate::kernel::{NetlinkError, NetnsError, NftError};
+pub use crate::observe::ObserveError;
+pub use crate::setup::SetupError;
+pub use crate::tools::ToolMissing;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -26,14 +39,32 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("{name} not found on PATH (only absolute PATH entries are searched). {hint}")]
-    ToolMissing { name: &'static str, hint: &'static str },
-    #[error("'{cmd}' failed (rc={rc}): {stderr}")]
-    Exec { cmd: String, rc: i32, stderr: String },
-    #[error("'{cmd}' timed out after {secs} s")]
-    Timeout { cmd: String, secs: u64 },
-    #[error("{0}")]
-    Setup(String),
+    #[error("HOME is not set to an absolute path; set it, or pass --state-dir")]
+    NoHome,
+    #[error(transparent)]
+    ToolMissing(#[from] ToolMissing),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error(transparent)]
+    Nft(#[from] NftError),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error(transparent)]
+    Dns(#[from] DnsError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
 }
 
 impl Error {

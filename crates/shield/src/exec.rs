@@ -6,7 +6,18 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+/// A command that did not run to a successful end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecError {
+    /// Non-zero exit, or no start at all (rc 127: not found; -1: could not be started).
+    #[error("'{cmd}' failed (rc={rc}): {stderr}")]
+    Failed { cmd: String, rc: i32, stderr: String },
+    #[error("'{cmd}' timed out after {secs} s")]
+    Timeout { cmd: String, secs: u64 },
+}
+
+type Result<T> = std::result::Result<T, ExecError>;
 
 /// What a finished command printed and returned.
 #[derive(Debug, Clone)]
@@ -26,7 +37,7 @@ pub struct Cmd<'a> {
     /// `Some(vars)`: start from an empty environment with only these variables.
     env: Option<Vec<(OsString, OsString)>>,
     /// Run inside these namespaces.
-    namespaces: Option<&'a crate::netns::Namespaces>,
+    namespaces: Option<&'a crate::kernel::netns::Namespaces>,
 }
 
 impl<'a> Cmd<'a> {
@@ -55,8 +66,8 @@ impl<'a> Cmd<'a> {
         self
     }
 
-    /// Run in a container's namespaces (see [`crate::netns::Namespaces`]).
-    pub fn in_namespaces(mut self, ns: &'a crate::netns::Namespaces) -> Self {
+    /// Run in a container's namespaces (see [`crate::kernel::netns::Namespaces`]).
+    pub fn in_namespaces(mut self, ns: &'a crate::kernel::netns::Namespaces) -> Self {
         self.namespaces = Some(ns);
         self
     }
@@ -81,7 +92,7 @@ impl<'a> Cmd<'a> {
         if let Some(ns) = self.namespaces {
             ns.apply_to(&mut command);
         }
-        let mut child = command.spawn().map_err(|e| Error::Exec {
+        let mut child = command.spawn().map_err(|e| ExecError::Failed {
             cmd: self.text(),
             rc: if e.kind() == std::io::ErrorKind::NotFound { 127 } else { -1 },
             stderr: e.to_string(),
@@ -106,10 +117,10 @@ impl<'a> Cmd<'a> {
                 Ok(None) if Instant::now() >= deadline => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(Error::Timeout { cmd: self.text(), secs: self.timeout.as_secs() });
+                    return Err(ExecError::Timeout { cmd: self.text(), secs: self.timeout.as_secs() });
                 }
                 Ok(None) => std::thread::sleep(Duration::from_micros(500)),
-                Err(e) => return Err(Error::Exec { cmd: self.text(), rc: -1, stderr: e.to_string() }),
+                Err(e) => return Err(ExecError::Failed { cmd: self.text(), rc: -1, stderr: e.to_string() }),
             }
         };
         if let Some(w) = writer {
@@ -125,7 +136,7 @@ impl<'a> Cmd<'a> {
         let out = self.run()?;
         if out.status != 0 {
             let detail = if out.stderr.trim().is_empty() { out.stdout.trim() } else { out.stderr.trim() };
-            return Err(Error::Exec { cmd: self.text(), rc: out.status, stderr: one_line(detail) });
+            return Err(ExecError::Failed { cmd: self.text(), rc: out.status, stderr: one_line(detail) });
         }
         Ok(out)
     }
@@ -166,7 +177,7 @@ mod tests {
         assert_eq!((out.status, out.stdout.as_str(), out.stderr.as_str()), (3, "out\n", "err\n"));
         let started = Instant::now();
         let slow = run(sh, &["-c", "sleep 5"], Duration::from_millis(200));
-        assert!(matches!(slow, Err(Error::Timeout { .. })));
+        assert!(matches!(slow, Err(ExecError::Timeout { .. })));
         assert!(started.elapsed() < Duration::from_secs(3));
         let e = run_ok(sh, &["-c", "echo bad >&2; echo more >&2; exit 1"], Duration::from_secs(5))
             .err()
@@ -185,6 +196,6 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(out.stdout, "data\n[]\n");
         let missing = Cmd::new(Path::new("/nonexistent/tool"), Duration::from_secs(1)).run();
-        assert!(matches!(missing, Err(Error::Exec { rc: 127, .. })));
+        assert!(matches!(missing, Err(ExecError::Failed { rc: 127, .. })));
     }
 }

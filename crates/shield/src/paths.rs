@@ -49,10 +49,7 @@ impl Env {
     }
 
     pub fn home(&self) -> Result<PathBuf> {
-        self.get("HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .ok_or_else(|| Error::Setup("HOME is not set to an absolute path; set it, or pass --state-dir".into()))
+        self.get("HOME").map(PathBuf::from).filter(|p| p.is_absolute()).ok_or(Error::NoHome)
     }
 }
 
@@ -103,12 +100,12 @@ pub fn namespace_dir(env: &Env) -> Result<PathBuf> {
     Ok(data_base(env)?.join("shield"))
 }
 
-/// Per-container bundle under a state root.
 /// The host DNS cache shared by a state root's containers.
 pub fn dns_cache_dir(state_root: &Path) -> PathBuf {
     state_root.join("dns-cache")
 }
 
+/// Per-container bundle under a state root.
 pub fn container_dir(state_root: &Path, container: &str) -> PathBuf {
     state_root.join("containers").join(container)
 }
@@ -155,20 +152,14 @@ fn expand_tilde(s: &str, env: &Env) -> PathBuf {
 /// Effective uid 0 *and* the initial user namespace (`uid_map` is exactly `0 0 4294967295`).
 /// A uid 0 inside a user namespace is not real root.
 pub fn is_real_root() -> bool {
-    effective_uid() == Some(0) && std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| is_initial_uid_map(&m))
+    nix::unistd::geteuid().is_root()
+        && std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| is_initial_uid_map(&m))
 }
 
 fn is_initial_uid_map(map: &str) -> bool {
     let rows: Vec<Vec<&str>> =
         map.lines().map(|l| l.split_whitespace().collect()).filter(|r: &Vec<&str>| !r.is_empty()).collect();
     rows.len() == 1 && rows[0] == ["0", "0", "4294967295"]
-}
-
-/// The effective uid, from `/proc/self/status`.
-pub fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 #[cfg(test)]

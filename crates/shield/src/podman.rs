@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::paths::Env;
 use crate::{exec, tools};
 
@@ -67,7 +67,7 @@ fn identity(p: &Path) -> String {
 /// Podman's facts, from the cache when podman and its configuration are unchanged.
 pub fn facts(env: &Env, ns_dir: &Path) -> Result<PodmanFacts> {
     let podman = tools::find_in("podman", env.get("PATH"))
-        .ok_or(Error::ToolMissing { name: "podman", hint: "Install Podman." })?;
+        .ok_or(crate::tools::ToolMissing { name: "podman", hint: "Install Podman." })?;
     let mut key = identity(&podman);
     for f in conf_files(env) {
         key.push('|');
@@ -105,29 +105,6 @@ pub fn parse_info(json: &str) -> PodmanFacts {
     PodmanFacts { version, network }
 }
 
-/// The first usable nameserver for a rootful container: a non-loopback address from
-/// `/etc/resolv.conf`, else from systemd-resolved's upstream list.
-pub fn host_nameserver() -> Result<std::net::IpAddr> {
-    for file in ["/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"] {
-        if let Ok(text) = std::fs::read_to_string(file) {
-            if let Some(ip) = nameservers(&text).into_iter().find(|ip| !ip.is_loopback()) {
-                return Ok(ip);
-            }
-        }
-    }
-    Err(Error::Setup("no non-loopback nameserver in /etc/resolv.conf or /run/systemd/resolve/resolv.conf: a rootful container needs one".into()))
-}
-
-pub fn nameservers(text: &str) -> Vec<std::net::IpAddr> {
-    text.lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            (w.next() == Some("nameserver")).then(|| w.next()).flatten()
-        })
-        .filter_map(|a| a.parse().ok())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,12 +120,5 @@ mod tests {
         );
         assert_eq!(p5.network, NetworkMode::Pasta);
         assert_eq!(parse_info("garbage").network, NetworkMode::Pasta);
-    }
-
-    #[test]
-    fn resolv_conf() {
-        let ns = nameservers("# c\nnameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver bogus\noptions x\n");
-        assert_eq!(ns.len(), 2);
-        assert!(ns[0].is_loopback() && !ns[1].is_loopback());
     }
 }

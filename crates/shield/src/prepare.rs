@@ -13,14 +13,18 @@ use terok_shield_policy::names::validate_container_name;
 use terok_shield_policy::{render_policy, Action, Entry, IpNet, Target, Tier, TierSet};
 use terok_shield_ruleset::{ruleset_nft, NetFacts, Seeds};
 
+use crate::audit::Row;
+pub use crate::bundle::dns::Runtime;
 use crate::bundle::layout::*;
 use crate::bundle::policy::{policy_dir, policy_mtime, read_tier};
+use crate::bundle::{lock_bundle, BundleError};
 use crate::config::Config;
-use crate::dns::DnsTier;
+use crate::dns::DnsMode;
 use crate::error::{Error, Result};
 use crate::paths::Env;
 use crate::podman::{self, NetworkMode};
 use crate::profiles::ProfileDirs;
+use crate::report::Reporter;
 use crate::setup::{check_setup, require_ready};
 use crate::{audit, fsutil, BUNDLE_VERSION};
 
@@ -35,7 +39,7 @@ pub struct Request {
     pub project_allow: Vec<String>,
     pub override_: Vec<String>,
     /// The OCI runtime (`run --runtime krun` moves dnsmasq off loopback).
-    pub runtime: crate::bundle::dns::Runtime,
+    pub runtime: Runtime,
 }
 
 /// Where and with what the bundle is built.
@@ -45,6 +49,8 @@ pub struct Context<'a> {
     pub ns_dir: &'a Path,
     pub config: &'a Config,
     pub profiles: &'a ProfileDirs,
+    /// Where progress (long resolutions) and warnings go while prepare works.
+    pub report: Reporter<'a>,
 }
 
 /// The result: podman flags (without `--name`), the bundle, and notes for stderr.
@@ -90,16 +96,16 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
     let state_dir = parent.join(state_dir.file_name().unwrap_or_default());
     let probe_dir = if existing { &state_dir } else { &parent };
     let detection = crate::dns::detect(ctx.config.dnsmasq_path.as_deref(), Some(probe_dir))?;
-    let tier = detection.tier;
-    if !tier.hint().is_empty() {
-        notes.push(format!("DNS tier {}: {}", tier.as_str(), tier.hint()));
+    let mode = detection.mode;
+    if !mode.hint().is_empty() {
+        notes.push(format!("DNS tier {}: {}", mode.as_str(), mode.hint()));
     }
     if let Some(bin) = &detection.apparmor_blocked {
         notes.push(format!(
             "AppArmor keeps {} from reading {}: the DNS tier falls back to {}. See docs/apparmor.md for the profile addendum.",
             bin.display(),
             state_dir.display(),
-            tier.as_str()
+            mode.as_str()
         ));
     }
     let effective = tiers.effective();
@@ -112,7 +118,7 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
         files.iter().any(|(f, text)| std::fs::read(state_dir.join(f)).map_or(true, |old| old != text.as_bytes()));
     let dns = crate::bundle::dns::plan(&crate::bundle::dns::Inputs {
         effective: &effective,
-        tier,
+        mode,
         upstream: facts.dns,
         runtime: req.runtime,
         caches: crate::bundle::dns::Caches {
@@ -120,6 +126,7 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
             host_cache_dir: &crate::paths::dns_cache_dir(ctx.state_root),
             policy_mtime: if policy_changed { std::time::SystemTime::now() } else { policy_mtime(&state_dir) },
             force: false,
+            report: ctx.report,
         },
     })?;
     notes.extend(dns.notes.iter().cloned());
@@ -135,7 +142,7 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
     files.extend(dns.files.iter().cloned());
     files.extend([
         (UPSTREAM_DNS.to_string(), format!("{}\n", facts.dns)),
-        (DNS_TIER.to_string(), format!("{}\n", tier.as_str())),
+        (DNS_TIER.to_string(), format!("{}\n", mode.as_str())),
         (DNSMASQ_COMMAND.to_string(), format!("{}\n", detection.dnsmasq_command.as_deref().unwrap_or(""))),
         (NETWORK_MODE.to_string(), format!("{network_mode}\n")),
         (LOOPBACK_PORTS.to_string(), String::new()),
@@ -148,40 +155,31 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
     }
     let state_dir = std::fs::canonicalize(&state_dir).map_err(|e| Error::io(&state_dir, e))?;
     if ctx.config.audit_enabled {
-        audit::append(
-            &state_dir,
-            &req.container,
-            "setup",
-            None,
-            Some(&format!("profiles={}", profile_names.join(","))),
-        );
+        let audit = |row: Row| audit::append(&state_dir, row, ctx.report);
+        let c = req.container.as_str();
+        audit(Row::new(c, "setup").detail(&format!("profiles={}", profile_names.join(","))));
         for e in tiers.get(Tier::Override) {
             if let Target::Net(n) = &e.target {
-                audit::append(&state_dir, &req.container, "override_range", None, Some(&n.to_string()));
+                audit(Row::new(c, "override_range").detail(&n.to_string()));
             }
         }
         if let Some(bin) = &detection.apparmor_blocked {
             let detail = format!("dnsmasq {} blocked by AppArmor in {}", bin.display(), state_dir.display());
-            audit::append(&state_dir, &req.container, "setup", None, Some(&detail));
+            audit(Row::new(c, "setup").detail(&detail));
         }
         for a in &dns.refused {
-            audit::append(
-                &state_dir,
-                &req.container,
-                "dns_rebind",
-                Some(&a.to_string()),
-                Some("refused at resolution"),
-            );
+            audit(Row::new(c, "dns_rebind").dest(&a.to_string()).detail("refused at resolution"));
         }
     }
-    let flags = flags(&net, &state_dir, &req.container, &profile_names, ctx.config.audit_enabled, facts.dns, tier);
+    let flags = flags(&net, &state_dir, &req.container, &profile_names, ctx.config.audit_enabled, facts.dns, mode);
     Ok(Prepared { flags, state_dir, notes })
 }
 
 /// `resolve CONTAINER [--force]` (cli.md §5): compose the default profiles into the bundle's
 /// `40-project-allow` and resolve the allow targets into `resolved.ips` (the rebind guard
-/// applies). `--force` bypasses both caches. Returns the addresses and the refused ones.
-pub fn resolve(ctx: &Context, container: &str, force: bool) -> Result<(Vec<IpNet>, Vec<IpAddr>)> {
+/// applies). `--force` bypasses both caches. Returns the addresses, and a note for each
+/// answer the rebind guard refused.
+pub fn resolve(ctx: &Context, container: &str, force: bool) -> Result<(Vec<IpNet>, Vec<String>)> {
     validate_container_name(container)?;
     let entries = ctx.profiles.compose(&ctx.config.default_profiles)?;
     if entries.is_empty() {
@@ -198,15 +196,16 @@ pub fn resolve(ctx: &Context, container: &str, force: bool) -> Result<(Vec<IpNet
         host_cache_dir: &crate::paths::dns_cache_dir(ctx.state_root),
         policy_mtime: policy_mtime(&state_dir),
         force,
+        report: ctx.report,
     };
     let (kept, refused) = caches.allowlist(&effective, &override_resolved)?;
     crate::dns::cache::write(&state_dir.join(RESOLVED_IPS), &kept)?;
-    Ok((kept, refused))
+    Ok((kept, refused.into_iter().map(|a| crate::bundle::dns::refused_note(a, None)).collect()))
 }
 
 fn network(ctx: &Context) -> Result<(Net, NetFacts)> {
     if ctx.env.real_root {
-        let dns = podman::host_nameserver()?;
+        let dns = crate::dns::resolv_conf::host_nameserver()?;
         return Ok((Net::Rootful, NetFacts { dns, ..NetFacts::pasta() }));
     }
     let facts = podman::facts(ctx.env, ctx.ns_dir)?;
@@ -224,7 +223,7 @@ fn flags(
     profiles: &[String],
     audit: bool,
     dns: IpAddr,
-    tier: DnsTier,
+    mode: DnsMode,
 ) -> Vec<String> {
     let mut f: Vec<String> = Vec::new();
     match net {
@@ -251,7 +250,7 @@ fn flags(
         ("version", BUNDLE_VERSION.to_string()),
         ("audit_enabled", audit.to_string()),
         ("upstream_dns", dns.to_string()),
-        ("dns_tier", tier.as_str().to_string()),
+        ("dns_tier", mode.as_str().to_string()),
     ] {
         f.extend(["--annotation".into(), format!("terok.shield.{k}={v}")]);
     }
@@ -261,7 +260,7 @@ fn flags(
 
 /// A new bundle: written in full to a temporary sibling, then renamed into place.
 fn create_bundle(state_dir: &Path, files: &[(String, String)]) -> Result<()> {
-    let parent = state_dir.parent().ok_or_else(|| Error::Setup(format!("{} has no parent", state_dir.display())))?;
+    let parent = state_dir.parent().ok_or_else(|| BundleError::NoParent(state_dir.to_path_buf()))?;
     fsutil::mkdir_700(parent)?;
     let name = state_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = tempfile::Builder::new()
@@ -298,12 +297,4 @@ fn update_bundle(state_dir: &Path, files: &[(String, String)], stale: &[&str]) -
         let _ = std::fs::remove_file(state_dir.join(f));
     }
     Ok(())
-}
-
-/// The per-bundle lock: every read-modify-write of a bundle holds it.
-pub fn lock_bundle(state_dir: &Path) -> Result<std::fs::File> {
-    let path = state_dir.join(LOCK);
-    let f = fsutil::open_lock_file(&path)?;
-    f.lock().map_err(|e| Error::io(&path, e))?;
-    Ok(f)
 }

@@ -30,6 +30,19 @@ pub fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// A host tool the work needs is not on PATH.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name} not found on PATH (only absolute PATH entries are searched). {hint}")]
+pub struct ToolMissing {
+    pub name: &'static str,
+    pub hint: &'static str,
+}
+
+/// Find `name` on the process's PATH, or say which tool is missing and how to get it.
+pub fn require(name: &'static str, hint: &'static str) -> Result<PathBuf, ToolMissing> {
+    find(name).ok_or(ToolMissing { name, hint })
+}
+
 pub const NFT_HINT: &str =
     "Install nftables: apt install nftables (Debian/Ubuntu), dnf install nftables (Fedora), pacman -S nftables (Arch).";
 

@@ -47,7 +47,7 @@ pub fn to_json(c: &EnvironmentCheck) -> serde_json::Value {
         "podman_version": c.podman_version,
         "hooks": c.hooks,
         "health": c.health,
-        "dns_tier": c.dns_tier.map(|t| t.as_str()),
+        "dns_tier": c.dns_mode.map(|t| t.as_str()),
         "issues": c.issues,
         "needs_setup": c.needs_setup,
         "setup_hint": c.setup_hint,

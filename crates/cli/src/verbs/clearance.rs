@@ -9,7 +9,6 @@ use std::collections::{HashSet, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use terok_shield::container;
@@ -37,7 +36,7 @@ impl Blocked {
 }
 
 pub fn run(ctx: &Context, name: &str) -> CliResult {
-    if hub_active() {
+    if terok_shield::observe::hub::clearance_hub_active() {
         return Err(CliError::Message(
             "the clearance hub (org.terok.Shield1) owns verdicts on the session bus; stop it first: systemctl --user stop terok-clearance-hub".into(),
         ));
@@ -50,7 +49,7 @@ pub fn run(ctx: &Context, name: &str) -> CliResult {
             path.display()
         ))
     })?;
-    let sigfd = terok_shield::observe::stop_signals()?;
+    let sigfd = crate::process::stop_signals().map_err(|e| CliError::Message(e.to_string()))?;
     let mut term = std::io::stdout();
     let say = |term: &mut std::io::Stdout, s: &str| {
         let _ = term.write_all(s.as_bytes());
@@ -155,21 +154,4 @@ fn verdict(verb: &str, container: &str, dest: &str) -> bool {
         .stdout(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// The clearance hub owns `org.terok.Shield1` on the session bus (2 s timeout; any error,
-/// including no `dbus-send`, means it does not).
-fn hub_active() -> bool {
-    let Some(dbus) = terok_shield::tools::find("dbus-send") else { return false };
-    terok_shield::exec::Cmd::new(&dbus, Duration::from_secs(2))
-        .args([
-            "--session",
-            "--print-reply",
-            "--dest=org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus.NameHasOwner",
-            "string:org.terok.Shield1",
-        ])
-        .run()
-        .is_ok_and(|o| o.status == 0 && o.stdout.contains("boolean true"))
 }

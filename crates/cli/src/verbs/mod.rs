@@ -2,7 +2,7 @@
 
 mod check_environment;
 mod clearance;
-mod live;
+mod control;
 mod logs;
 mod prepare;
 mod preview;
@@ -26,17 +26,17 @@ pub fn dispatch(inv: Invocation) -> CliResult {
     };
     let ctx = Context::load(inv.cli.state_dir.as_deref())?;
     match verb {
-        Verb::Status { container: Some(c), json } => live::status(&ctx, &c, json),
+        Verb::Status { container: Some(c), json } => control::status(&ctx, &c, json),
         Verb::Status { container: None, json } => status::run(&ctx, json),
-        Verb::Allow { container, target } => live::allow(&ctx, &container, &target),
-        Verb::Deny { container, target } => live::deny(&ctx, &container, &target),
-        Verb::Rules { container } => live::rules(&ctx, &container),
-        Verb::Up { container, container_id } => live::up(&ctx, &container, container_id.as_deref()),
+        Verb::Allow { container, target } => control::allow(&ctx, &container, &target),
+        Verb::Deny { container, target } => control::deny(&ctx, &container, &target),
+        Verb::Rules { container } => control::rules(&ctx, &container),
+        Verb::Up { container, container_id } => control::up(&ctx, &container, container_id.as_deref()),
         Verb::Down { container, container_id, disengage } => {
-            live::down(&ctx, &container, container_id.as_deref(), disengage)
+            control::down(&ctx, &container, container_id.as_deref(), disengage)
         }
-        Verb::Reset { container } => live::reset(&ctx, &container),
-        Verb::Quarantine { container } => live::quarantine(&ctx, &container),
+        Verb::Reset { container } => control::reset(&ctx, &container),
+        Verb::Quarantine { container } => control::quarantine(&ctx, &container),
         Verb::Profiles => profiles::run(&ctx),
         Verb::Resolve { container, force } => prepare::resolve(&ctx, &container, force),
         Verb::CheckEnvironment { json } => check_environment::run(&ctx, json),

@@ -2,8 +2,7 @@
 
 use std::ffi::OsString;
 
-use terok_shield::bundle::dns::Runtime;
-use terok_shield::prepare::{pre_start, Context as PrepareContext, Prepared, Request};
+use terok_shield::prepare::{pre_start, Context as PrepareContext, Prepared, Request, Runtime};
 use terok_shield::tools;
 
 use crate::args::profile_list;
@@ -21,6 +20,7 @@ fn with_context<T>(ctx: &Context, f: impl FnOnce(&PrepareContext) -> terok_shiel
         ns_dir: &ns_dir,
         config: &ctx.config,
         profiles: &dirs,
+        report: &output::report,
     };
     Ok(f(&pctx)?)
 }
@@ -41,9 +41,9 @@ fn build(ctx: &Context, container: &str, profiles: Option<&str>, runtime: Runtim
 
 /// `resolve CONTAINER [--force]`.
 pub fn resolve(ctx: &Context, container: &str, force: bool) -> CliResult {
-    let (addrs, refused) = with_context(ctx, |pctx| terok_shield::prepare::resolve(pctx, container, force))?;
-    for a in refused {
-        eprintln!("{}", terok_shield::bundle::dns::refused_note(a, None));
+    let (addrs, notes) = with_context(ctx, |pctx| terok_shield::prepare::resolve(pctx, container, force))?;
+    for note in notes {
+        eprintln!("{note}");
     }
     let mut out = format!("Resolved {} IPs for {container}{}\n", addrs.len(), if force { " (forced)" } else { "" });
     for a in addrs {

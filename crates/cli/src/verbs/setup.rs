@@ -18,7 +18,7 @@ pub fn setup(ctx: &Context, target: Option<Target>) -> CliResult {
     let plan = installer::plan(&ctx.env, target)?;
     let via = if plan.sudo { " (through sudo)" } else { "" };
     output::print(&format!("Installing hooks to {}{via}...\n", plan.hooks_dir.display()))?;
-    installer::install(&ctx.env, &plan)?;
+    installer::install(&ctx.env, &plan, &ctx.helper()?.path)?;
     output::print("Done. Global hooks installed.\n")
 }
 

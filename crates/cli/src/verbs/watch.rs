@@ -1,26 +1,38 @@
 //! `watch CONTAINER` (cli.md §13): the container's events as JSON lines until Ctrl-C.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 
-use terok_shield::bundle::layout::DNS_TIER;
 use terok_shield::container;
-use terok_shield::dns::DnsTier;
+use terok_shield::observe::watch::{self, WatchSink};
 
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
+use crate::process;
+
+/// Events to stdout, notes to stderr.
+struct Terminal(std::io::Stdout);
+
+impl WatchSink for Terminal {
+    fn event(&mut self, line: &str) -> bool {
+        writeln!(self.0, "{line}").and_then(|()| self.0.flush()).is_ok()
+    }
+
+    fn note(&mut self, msg: &str) {
+        eprintln!("{msg}");
+    }
+}
 
 pub fn run(ctx: &Context, name: &str) -> CliResult {
     let bundle = container::locate(&ctx.state_root, name)?;
-    let tier = bundle.read_value(DNS_TIER)?.as_deref().and_then(DnsTier::parse);
-    let Some(tier) = tier else {
+    let Some(mode) = bundle.dns_mode()? else {
         return Err(CliError::Message("DNS tier not set — container may not be shielded.".into()));
     };
-    if !tier.runs_dnsmasq() {
-        eprintln!("DNS tier {}: events carry IP addresses only.", tier.as_str());
+    if !mode.runs_dnsmasq() {
+        eprintln!("DNS tier {}: events carry IP addresses only.", mode.as_str());
     }
-    terok_shield::observe::harden();
-    let mut stdout = std::io::stdout();
-    let mut out = |line: &str| writeln!(stdout, "{line}").and_then(|()| stdout.flush()).is_ok();
-    terok_shield::observe::watch::run(&bundle, name, tier.runs_dnsmasq(), &mut out)?;
+    process::harden();
+    let stop = process::stop_signals().map_err(|e| CliError::Message(e.to_string()))?;
+    watch::run(&bundle, name, mode.runs_dnsmasq(), stop.as_fd(), &mut Terminal(std::io::stdout()))?;
     Ok(())
 }

@@ -10,13 +10,14 @@ use terok_shield_policy::rebind::{guarded_ranges, is_guarded};
 use terok_shield_policy::{Effective, IpNet, Target};
 
 use crate::bundle::layout::{
-    Bundle, DENY_RESOLVED, DNSMASQ_CONF, DNS_TIER, OVERRIDE_RESOLVED, RESOLVED_IPS, RESOLV_CONF, UPSTREAM_DNS,
+    Bundle, DENY_RESOLVED, DNSMASQ_CONF, OVERRIDE_RESOLVED, RESOLVED_IPS, RESOLV_CONF, UPSTREAM_DNS,
 };
 use crate::bundle::policy::read_tiers;
 use crate::dns::cache::{self, Request};
 use crate::dns::conf::DnsmasqConf;
-use crate::dns::DnsTier;
-use crate::error::{Error, Result};
+use crate::dns::{DnsError, DnsMode};
+use crate::error::Result;
+use crate::report::{Report, Reporter};
 
 /// The OCI runtime a container runs under, as far as DNS cares (api.md `ShieldRuntime`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -54,6 +55,8 @@ pub struct Caches<'a> {
     pub policy_mtime: SystemTime,
     /// Ignore both caches.
     pub force: bool,
+    /// Where progress and warnings of the resolution go.
+    pub report: Reporter<'a>,
 }
 
 impl Caches<'_> {
@@ -71,7 +74,7 @@ impl Caches<'_> {
             force: self.force,
             what,
         };
-        cache::resolve(&req, &cache::HOST)
+        cache::resolve(&req, &cache::HOST, self.report)
     }
 
     /// The allow side: the kept addresses and those the rebind guard refused.
@@ -84,7 +87,7 @@ impl Caches<'_> {
 /// Inputs of a DNS plan.
 pub struct Inputs<'a> {
     pub effective: &'a Effective,
-    pub tier: DnsTier,
+    pub mode: DnsMode,
     pub upstream: IpAddr,
     pub runtime: Runtime,
     pub caches: Caches<'a>,
@@ -141,27 +144,23 @@ pub fn refused_note(addr: IpAddr, domain: Option<&str>) -> String {
 pub fn plan(i: &Inputs) -> Result<Plan> {
     let e = i.effective;
     let mut p = Plan::default();
-    if !i.tier.live() {
+    if !i.mode.follows_answers() {
         let wild = e.wildcard_domains();
         if !wild.is_empty() {
-            return Err(Error::Setup(format!(
-                "wildcard entries need live DNS resolution, which the {} tier does not do: {}. Drop the wildcards or install a dnsmasq built with nftset.",
-                i.tier.as_str(),
-                wild.join(", ")
-            )));
+            return Err(DnsError::WildcardsNeedAnswers { mode: i.mode.as_str(), names: wild.join(", ") }.into());
         }
     }
     let overrides: Vec<&Target> = e.overrides.iter().filter(|t| **t != Target::Localhost).collect();
     p.override_resolved = i.caches.resolve(overrides, OVERRIDE_RESOLVED, "override")?;
     let denies: Vec<&Target> = e.denies.iter().filter(|t| **t != Target::Localhost).collect();
     p.deny_resolved = i.caches.resolve(denies, DENY_RESOLVED, "denylist")?;
-    if !i.tier.live() {
+    if !i.mode.follows_answers() {
         (p.resolved, p.refused) = i.caches.allowlist(e, &p.override_resolved)?;
     }
     for (file, list) in
         [(RESOLVED_IPS, &p.resolved), (OVERRIDE_RESOLVED, &p.override_resolved), (DENY_RESOLVED, &p.deny_resolved)]
     {
-        let produced = (file == RESOLVED_IPS && !i.tier.live()) || !list.is_empty();
+        let produced = (file == RESOLVED_IPS && !i.mode.follows_answers()) || !list.is_empty();
         if produced {
             p.files.push((file.to_string(), list.iter().map(|a| format!("{a}\n")).collect()));
         } else {
@@ -169,15 +168,16 @@ pub fn plan(i: &Inputs) -> Result<Plan> {
         }
     }
     p.notes.extend(p.refused.iter().map(|a| refused_note(*a, None)));
-    let nameserver = if i.tier.runs_dnsmasq() {
+    let nameserver = if i.mode.runs_dnsmasq() {
         p.files.push((
             DNSMASQ_CONF.to_string(),
             dnsmasq_conf(
                 i.effective,
-                i.tier,
+                i.mode,
                 (i.runtime.dnsmasq_bind(), i.upstream),
                 i.caches.state_dir,
                 &p.override_resolved,
+                i.caches.report,
             )?,
         ));
         i.runtime.dnsmasq_bind()
@@ -193,14 +193,15 @@ pub fn plan(i: &Inputs) -> Result<Plan> {
 /// listening on `bind` and forwarding to `upstream`.
 pub fn dnsmasq_conf(
     e: &Effective,
-    tier: DnsTier,
+    mode: DnsMode,
     (bind, upstream): (IpAddr, IpAddr),
     state_dir: &Path,
     override_resolved: &[IpNet],
+    report: Reporter,
 ) -> Result<String> {
     let sd = state_dir.display().to_string();
     if sd.chars().any(char::is_control) {
-        return Err(Error::Setup(format!("state dir {} holds control characters", sd.escape_debug())));
+        return Err(DnsError::ControlCharacters(sd.escape_debug().to_string()).into());
     }
     let ranges = guarded_ranges(&explicit_allows(e, override_resolved));
     let rendered = DnsmasqConf {
@@ -208,7 +209,7 @@ pub fn dnsmasq_conf(
         bind,
         upstream,
         state_dir,
-        live: tier.live(),
+        nftset: mode.follows_answers(),
         allow_domains: &e.allow_domains(),
         deny_domains: &e.deny_domains(),
         override_domains: &e.override_domains(),
@@ -216,26 +217,21 @@ pub fn dnsmasq_conf(
     }
     .render();
     for d in rendered.skipped {
-        eprintln!(
-            "Warning [shield]: {} cannot be followed by dnsmasq (not a plain domain name); skipped",
+        report(Report::Warning(format!(
+            "{} cannot be followed by dnsmasq (not a plain domain name); skipped",
             terok_shield_policy::sanitize::quoted(&d)
-        );
+        )));
     }
     Ok(rendered.text)
 }
 
 /// Regenerate an existing bundle's `dnsmasq.conf` from its policy files (after a live
-/// domain allow or deny). Returns false when the bundle's tier runs no dnsmasq.
-pub fn refresh_dnsmasq_conf(bundle: &Bundle) -> Result<bool> {
-    let tier = bundle.read_value(DNS_TIER)?.as_deref().and_then(DnsTier::parse);
-    if !tier.is_some_and(DnsTier::runs_dnsmasq) {
+/// domain allow or deny). Returns false when the bundle's DNS mode runs no dnsmasq.
+pub fn refresh_dnsmasq_conf(bundle: &Bundle, report: Reporter) -> Result<bool> {
+    let Some(mode) = bundle.dns_mode()?.filter(|m| m.runs_dnsmasq()) else {
         return Ok(false);
-    }
-    let tier = tier.unwrap_or(DnsTier::DnsmasqLive);
-    let upstream: IpAddr = bundle
-        .read_value(UPSTREAM_DNS)?
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| Error::Setup("Cannot reload dnsmasq: upstream DNS not persisted in state".into()))?;
+    };
+    let upstream: IpAddr = bundle.read_value(UPSTREAM_DNS)?.and_then(|v| v.parse().ok()).ok_or(DnsError::NoUpstream)?;
     // The listen address stays what prepare chose (the runtime is not known here).
     let bind = std::fs::read_to_string(bundle.path(DNSMASQ_CONF))
         .ok()
@@ -244,7 +240,7 @@ pub fn refresh_dnsmasq_conf(bundle: &Bundle) -> Result<bool> {
         .unwrap_or(Runtime::Default.dnsmasq_bind());
     let effective = read_tiers(&bundle.dir)?.effective();
     let overrides = bundle.read_addresses(OVERRIDE_RESOLVED)?;
-    let text = dnsmasq_conf(&effective, tier, (bind, upstream), &bundle.dir, &overrides)?;
+    let text = dnsmasq_conf(&effective, mode, (bind, upstream), &bundle.dir, &overrides, report)?;
     crate::fsutil::write_atomic(&bundle.path(DNSMASQ_CONF), text.as_bytes(), 0o600)?;
     Ok(true)
 }

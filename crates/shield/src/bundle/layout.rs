@@ -1,9 +1,10 @@
 //! File names of a bundle and small readers for its one-value files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use terok_shield_policy::IpNet;
+use terok_shield_policy::{IpNet, TargetError};
 
+use super::BundleError;
 use crate::error::{Error, Result};
 
 pub const RULESET: &str = "ruleset.nft";
@@ -53,19 +54,38 @@ impl Bundle {
         }
     }
 
-    /// An address cache: one address or network per line. A line that is not one is an
-    /// error (these files are ours; a garbled one must not silently drop a deny).
+    /// The dossier file the orchestrator named (`dossier.meta_path`, recorded by the bridge
+    /// hook); `None` when there is none.
+    pub fn meta_path(&self) -> Option<PathBuf> {
+        std::fs::read_to_string(self.path(META_PATH)).ok().filter(|p| !p.is_empty()).map(PathBuf::from)
+    }
+
+    /// The DNS mode recorded in `dns.tier`; `None` when missing or unknown.
+    pub fn dns_mode(&self) -> Result<Option<crate::dns::DnsMode>> {
+        Ok(self.read_value(DNS_TIER)?.as_deref().and_then(crate::dns::DnsMode::parse))
+    }
+
+    /// An address cache of the bundle; empty when missing. See [`read_addresses`].
     pub fn read_addresses(&self, name: &str) -> Result<Vec<IpNet>> {
         let p = self.path(name);
-        let text = match std::fs::read_to_string(&p) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(p, e)),
-        };
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(|l| l.parse::<IpNet>().map_err(|e| Error::Setup(format!("{}: {e}", p.display()))))
-            .collect()
+        match std::fs::metadata(&p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            _ => read_addresses(&p),
+        }
     }
+}
+
+/// An address file: one address or network per line. A line that is not one is an error
+/// (these files are ours; a garbled one must not silently drop a deny).
+pub fn read_addresses(path: &Path) -> Result<Vec<IpNet>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            l.parse::<IpNet>().map_err(|source: TargetError| {
+                Error::from(BundleError::BadAddressFile { path: path.to_path_buf(), source })
+            })
+        })
+        .collect()
 }

@@ -2,7 +2,6 @@
 //! hour unless a policy file is newer, and a host cache shared by containers with the same
 //! entry list. Domains are looked up 16 at a time, 2 s each.
 
-use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,8 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::{Digest, Sha256};
 use terok_shield_policy::{IpNet, Target};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fsutil;
+use crate::report::{Progress, Report, Reporter};
 
 /// Lookups in flight at once.
 pub const PARALLEL: usize = 16;
@@ -39,10 +39,13 @@ pub struct Request<'a> {
 /// Many names at once; `None` for a name left unanswered.
 pub type Bulk = dyn Fn(&[&str]) -> Vec<Option<Vec<IpAddr>>> + Sync;
 
+/// One name, one by one; warnings go to the reporter.
+pub type One<'a> = dyn Fn(&str, Reporter) -> Vec<IpAddr> + Sync + 'a;
+
 /// How names are looked up: many at once, then one by one what that left.
 pub struct Lookup<'a> {
     pub bulk: Option<&'a Bulk>,
-    pub one: &'a (dyn Fn(&str) -> Vec<IpAddr> + Sync),
+    pub one: &'a One<'a>,
 }
 
 /// The host's resolver: its nameserver directly, then dig/drill/getent.
@@ -52,7 +55,7 @@ pub const HOST: Lookup<'static> =
 /// Resolve `req.entries`: the container's cache when fresh, else the host cache when fresh,
 /// else the resolver. Returns the addresses in order (literals first), unfiltered; the
 /// caller writes what it keeps.
-pub fn resolve(req: &Request, lookup: &Lookup) -> Result<Vec<IpNet>> {
+pub fn resolve(req: &Request, lookup: &Lookup, report: Reporter) -> Result<Vec<IpNet>> {
     let fresh = |p: &Path, min_mtime: SystemTime| {
         std::fs::metadata(p)
             .and_then(|m| m.modified())
@@ -67,7 +70,7 @@ pub fn resolve(req: &Request, lookup: &Lookup) -> Result<Vec<IpNet>> {
     }
     let literals: Vec<IpNet> = req.entries.iter().filter_map(|t| t.as_net()).collect();
     let domains: Vec<&str> = req.entries.iter().filter_map(|t| t.as_domain()).collect();
-    let resolved = resolve_domains(&domains, req.what, lookup);
+    let resolved = resolve_domains(&domains, req.what, lookup, report);
     let mut out = literals;
     out.extend(resolved.into_iter().flat_map(|(_, a)| a).map(IpNet::host));
     let mut seen = std::collections::HashSet::new();
@@ -80,16 +83,16 @@ pub fn resolve(req: &Request, lookup: &Lookup) -> Result<Vec<IpNet>> {
     Ok(out)
 }
 
-/// Resolve each domain (16 at a time); a domain with no address is reported on stderr.
+/// Resolve each domain (16 at a time), reporting progress and each domain with no address.
 /// Returns `(domain, addresses)` in input order.
-pub fn resolve_domains(domains: &[&str], what: &str, lookup: &Lookup) -> Vec<(String, Vec<IpAddr>)> {
+pub fn resolve_domains(domains: &[&str], what: &str, lookup: &Lookup, report: Reporter) -> Vec<(String, Vec<IpAddr>)> {
     if domains.is_empty() {
         return Vec::new();
     }
     let started = Instant::now();
     let n = domains.len();
-    eprintln!("Resolving {n} {what} names, up to {} s.", n.div_ceil(PARALLEL) * 4);
-    let tty = std::io::stderr().is_terminal();
+    let max_secs = (n.div_ceil(PARALLEL) * 4) as u64;
+    report(Report::Progress(Progress::Resolving { total: n, what: what.to_string(), max_secs }));
     let first: Vec<Option<Vec<IpAddr>>> = match lookup.bulk {
         Some(bulk) => bulk(domains).into_iter().map(|r| r.filter(|a| !a.is_empty())).collect(),
         None => vec![None; n],
@@ -105,30 +108,25 @@ pub fn resolve_domains(domains: &[&str], what: &str, lookup: &Lookup) -> Vec<(St
                 if results.lock().is_ok_and(|r| r[i].is_some()) {
                     continue;
                 }
-                let got = (lookup.one)(d);
+                let got = (lookup.one)(d, report);
                 if let Ok(mut r) = results.lock() {
                     r[i] = Some(got);
                 }
                 let k = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if tty {
-                    eprint!("\r  {k}/{n}");
-                }
+                report(Report::Progress(Progress::Looked { done: k, total: n }));
             });
         }
     });
-    if tty {
-        eprint!("\r\x1b[K");
-    }
     let results = results.into_inner().unwrap_or_default();
     let out: Vec<(String, Vec<IpAddr>)> =
         domains.iter().zip(results).map(|(d, r)| (d.to_string(), r.unwrap_or_default())).collect();
     for (d, a) in &out {
         if a.is_empty() {
-            eprintln!("No address for {}.", terok_shield_policy::sanitize::sanitize_wire(d, 253));
+            report(Report::Note(format!("No address for {}.", terok_shield_policy::sanitize::sanitize_wire(d, 253))));
         }
     }
-    let k: usize = out.iter().map(|(_, a)| a.len()).sum();
-    eprintln!("Resolved to {k} addresses in {:.1} s.", started.elapsed().as_secs_f64());
+    let addresses = out.iter().map(|(_, a)| a.len()).sum();
+    report(Report::Progress(Progress::Resolved { addresses, elapsed: started.elapsed() }));
     out
 }
 
@@ -147,12 +145,7 @@ pub fn write(path: &Path, addrs: &[IpNet]) -> Result<()> {
 }
 
 fn read(path: &Path) -> Result<Vec<IpNet>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| l.parse::<IpNet>().map_err(|e| Error::Setup(format!("{}: {e}", path.display()))))
-        .collect()
+    crate::bundle::layout::read_addresses(path)
 }
 
 #[cfg(test)]
@@ -181,7 +174,7 @@ mod tests {
         let t = targets(&["198.51.100.1", "a.example.com", "b.example.com"]);
         let refs: Vec<&Target> = t.iter().collect();
         let calls = AtomicUsize::new(0);
-        let lookup = |d: &str| {
+        let lookup = |d: &str, _: Reporter| {
             calls.fetch_add(1, Ordering::SeqCst);
             if d == "a.example.com" {
                 vec!["198.51.100.10".parse().unwrap_or_else(|_| unreachable!())]
@@ -192,22 +185,23 @@ mod tests {
         let (cache, host) = (dir.path().join("resolved.ips"), dir.path().join("dns-cache"));
         let req = request(&refs, &cache, &host);
         let lookup = Lookup { bulk: None, one: &lookup };
-        let got: Vec<String> = resolve(&req, &lookup).unwrap_or_default().iter().map(IpNet::to_string).collect();
+        let got: Vec<String> =
+            resolve(&req, &lookup, &crate::report::quiet).unwrap_or_default().iter().map(IpNet::to_string).collect();
         assert_eq!(got, ["198.51.100.1", "198.51.100.10", "2001:db8::1"]);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         // The host cache serves a second container with the same entries.
         assert!(host_cache_file(&host, &refs).exists());
-        assert_eq!(resolve(&req, &lookup).map(|v| v.len()).ok(), Some(3));
+        assert_eq!(resolve(&req, &lookup, &crate::report::quiet).map(|v| v.len()).ok(), Some(3));
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         // A fresh container cache is used as it is.
         write(&cache, &["198.51.100.99".parse().unwrap_or_else(|_| unreachable!())]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(resolve(&req, &lookup).map(|v| v.len()).ok(), Some(1));
+        assert_eq!(resolve(&req, &lookup, &crate::report::quiet).map(|v| v.len()).ok(), Some(1));
         // A newer policy file makes it stale (the host cache answers again).
         let newer = Request { source_mtime: SystemTime::now() + Duration::from_secs(5), ..req };
-        assert_eq!(resolve(&newer, &lookup).map(|v| v.len()).ok(), Some(3));
+        assert_eq!(resolve(&newer, &lookup, &crate::report::quiet).map(|v| v.len()).ok(), Some(3));
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         let forced = Request { force: true, ..newer };
-        assert_eq!(resolve(&forced, &lookup).map(|v| v.len()).ok(), Some(3));
+        assert_eq!(resolve(&forced, &lookup, &crate::report::quiet).map(|v| v.len()).ok(), Some(3));
         assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 
@@ -218,8 +212,8 @@ mod tests {
         let refs: Vec<&Target> = t.iter().collect();
         let (cache, host) = (dir.path().join("resolved.ips"), dir.path().join("dns-cache"));
         let req = request(&refs, &cache, &host);
-        let nothing = Lookup { bulk: None, one: &|_| Vec::new() };
-        assert_eq!(resolve(&req, &nothing).map(|v| v.len()).ok(), Some(0));
+        let nothing = Lookup { bulk: None, one: &|_, _| Vec::new() };
+        assert_eq!(resolve(&req, &nothing, &crate::report::quiet).map(|v| v.len()).ok(), Some(0));
         assert!(!host_cache_file(&host, &refs).exists());
     }
 
@@ -229,7 +223,7 @@ mod tests {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let (now, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let started = Instant::now();
-        let one = |_: &str| {
+        let one = |_: &str, _: Reporter| {
             let k = now.fetch_add(1, Ordering::SeqCst) + 1;
             peak.fetch_max(k, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(100));
@@ -242,12 +236,13 @@ mod tests {
                 .map(|i| (i % 2 == 0).then(|| vec!["198.51.100.2".parse().unwrap_or_else(|_| unreachable!())]))
                 .collect()
         };
-        let out = resolve_domains(&refs, "allowlist", &Lookup { bulk: None, one: &one });
+        let out = resolve_domains(&refs, "allowlist", &Lookup { bulk: None, one: &one }, &crate::report::quiet);
         assert_eq!(out.len(), 48);
         assert_eq!(out[47].0, "n47.example.com");
         assert_eq!(peak.load(Ordering::SeqCst), PARALLEL);
         assert!(started.elapsed() < Duration::from_secs(4));
-        let mixed = resolve_domains(&refs, "allowlist", &Lookup { bulk: Some(&bulk), one: &one });
+        let mixed =
+            resolve_domains(&refs, "allowlist", &Lookup { bulk: Some(&bulk), one: &one }, &crate::report::quiet);
         assert_eq!(mixed[0].1[0].to_string(), "198.51.100.2");
         assert_eq!(mixed[1].1[0].to_string(), "198.51.100.1");
     }

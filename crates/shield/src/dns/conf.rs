@@ -14,9 +14,6 @@ use std::path::Path;
 
 use terok_shield_policy::IpNet;
 
-/// The sets dnsmasq fills on the live tier.
-pub const LEARNED_SETS: &str = "4#inet#terok_shield#t40_dns_v4,6#inet#terok_shield#t40_dns_v6";
-
 /// What the configuration is made of.
 #[derive(Debug, Clone)]
 pub struct DnsmasqConf<'a> {
@@ -26,8 +23,8 @@ pub struct DnsmasqConf<'a> {
     pub bind: IpAddr,
     pub upstream: IpAddr,
     pub state_dir: &'a Path,
-    /// The live tier: one `nftset` line per allowed domain.
-    pub live: bool,
+    /// dnsmasq fills the learned sets: one `nftset` line per allowed domain.
+    pub nftset: bool,
     /// Effective allow domains (`dnsmasq_domains`).
     pub allow_domains: &'a [&'a str],
     pub deny_domains: &'a [&'a str],
@@ -100,8 +97,9 @@ impl DnsmasqConf<'_> {
             format!("log-facility={sd}/dnsmasq.log"),
         ];
         lines.extend(self.refused_ranges.iter().map(|r| format!("bogus-nxdomain={r}")));
-        if self.live {
-            lines.extend(allow.iter().map(|d| format!("nftset=/{d}/{LEARNED_SETS}")));
+        if self.nftset {
+            let sets = terok_shield_ruleset::script::dnsmasq_nftsets();
+            lines.extend(allow.iter().map(|d| format!("nftset=/{d}/{sets}")));
         }
         let mut punch: Vec<&String> = allow.iter().chain(&overrides).collect();
         punch.sort();
@@ -135,13 +133,13 @@ mod tests {
         s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
     }
 
-    fn conf<'a>(live: bool, allow: &'a [&'a str], deny: &'a [&'a str], over: &'a [&'a str]) -> DnsmasqConf<'a> {
+    fn conf<'a>(nftset: bool, allow: &'a [&'a str], deny: &'a [&'a str], over: &'a [&'a str]) -> DnsmasqConf<'a> {
         DnsmasqConf {
             generator_pid: 4242,
             bind: ip("127.0.0.1"),
             upstream: ip("10.0.2.3"),
             state_dir: Path::new("/state/containers/web"),
-            live,
+            nftset,
             allow_domains: allow,
             deny_domains: deny,
             override_domains: over,

@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::DnsError;
 use crate::bundle::layout::{Bundle, DNSMASQ_BIN, DNSMASQ_COMMAND, DNSMASQ_CONF, DNSMASQ_PID};
-use crate::error::{Error, Result};
+use crate::error::Result;
 pub use crate::procs::Stopped;
 use crate::{exec, fsutil, procs, tools};
 
@@ -43,9 +44,7 @@ pub fn is_ours(bundle: &Bundle, pid: i32) -> bool {
 /// is, a bare name looked up on `path_var`.
 pub fn launch_binary(bundle: &Bundle, path_var: Option<&std::ffi::OsStr>) -> Result<PathBuf> {
     let choice = bundle.read_value(DNSMASQ_COMMAND)?.filter(|c| !c.is_empty()).unwrap_or_else(|| "dnsmasq".into());
-    tools::find_in(&choice, path_var).ok_or_else(|| {
-        Error::Setup(format!("dnsmasq ({choice}) not found: install dnsmasq-base or re-create the container"))
-    })
+    tools::find_in(&choice, path_var).ok_or_else(|| DnsError::DnsmasqMissing(choice).into())
 }
 
 /// Start dnsmasq in the current network namespace unless ours already runs (idempotent).
@@ -65,20 +64,13 @@ pub fn start(
         cmd = cmd.clean_env(vars);
     }
     // dnsmasq daemonises: the command returns once the daemon is up (or failed to start).
-    cmd.run_ok().map_err(|e| Error::Setup(format!("dnsmasq failed to start: {e}")))?;
+    cmd.run_ok().map_err(DnsError::DnsmasqStart)?;
     let deadline = Instant::now() + GRACE;
     loop {
         match recorded_pid(bundle) {
             Some(pid) if is_ours(bundle, pid) => return Ok(pid),
-            Some(pid) if Instant::now() >= deadline => {
-                return Err(Error::Setup(format!("dnsmasq PID {pid} is not the expected process")))
-            }
-            None if Instant::now() >= deadline => {
-                return Err(Error::Setup(format!(
-                    "dnsmasq started but PID file not written: {}",
-                    bundle.path(DNSMASQ_PID).display()
-                )))
-            }
+            Some(pid) if Instant::now() >= deadline => return Err(DnsError::DnsmasqImpostor(pid).into()),
+            None if Instant::now() >= deadline => return Err(DnsError::DnsmasqNoPid(bundle.path(DNSMASQ_PID)).into()),
             _ => std::thread::sleep(Duration::from_millis(2)),
         }
     }
@@ -93,7 +85,7 @@ pub fn stop(bundle: &Bundle) -> Result<Stopped> {
         return Ok(Stopped::Stale(pid));
     }
     match procs::terminate(pid, |p| is_ours(bundle, p)) {
-        Stopped::Stale(_) => Err(Error::Setup(format!("cannot stop dnsmasq (pid {pid})"))),
+        Stopped::Stale(_) => Err(DnsError::DnsmasqStop(pid).into()),
         done => Ok(done),
     }
 }
@@ -112,11 +104,7 @@ pub fn restart(bundle: &Bundle, binary: &Path) -> Result<i32> {
     // A killed dnsmasq may still look like ours for a moment; without its pid file, start
     // launches the new one instead of taking the dying one for it.
     let _ = std::fs::remove_file(bundle.path(DNSMASQ_PID));
-    start(bundle, binary, None).map_err(|e| {
-        Error::Setup(format!(
-            "dnsmasq did not restart after a config reload ({e}) — container DNS is broken. Re-create the container to recover."
-        ))
-    })
+    start(bundle, binary, None).map_err(|e| DnsError::DnsmasqRestart(Box::new(e)).into())
 }
 
 #[cfg(test)]

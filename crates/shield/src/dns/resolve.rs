@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::report::{Report, Reporter};
 use crate::{exec, tools};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -14,10 +15,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 pub fn resolve_many(domains: &[&str], window: usize) -> Vec<Option<Vec<IpAddr>>> {
     use super::wire::{self, Answer, TYPE_A, TYPE_AAAA};
     let mut out: Vec<Option<Vec<IpAddr>>> = vec![None; domains.len()];
-    let server = std::fs::read_to_string("/etc/resolv.conf")
-        .ok()
-        .and_then(|t| crate::podman::nameservers(&t).into_iter().next());
-    let Some(server) = server else { return out };
+    let Some(server) = super::resolv_conf::host_first() else { return out };
     let bind: std::net::SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let Ok(sock) = std::net::UdpSocket::bind(bind) else { return out };
     if sock.connect((server, 53)).is_err() {
@@ -85,14 +83,14 @@ fn nanos() -> u64 {
 
 /// The addresses of `domain`, de-duplicated in answer order; empty when none resolved. Asks
 /// the host's nameserver directly, then the tools.
-pub fn resolve(domain: &str) -> Vec<IpAddr> {
+pub fn resolve(domain: &str, report: Reporter) -> Vec<IpAddr> {
     match resolve_many(&[domain], 1).pop().flatten() {
         Some(mut found) if !found.is_empty() => {
             let mut seen = std::collections::HashSet::new();
             found.retain(|a| seen.insert(*a));
             found
         }
-        _ => with_tools(domain),
+        _ => with_tools(domain, report),
     }
 }
 
@@ -103,16 +101,16 @@ pub fn resolve_all(domains: &[&str]) -> Vec<Option<Vec<IpAddr>>> {
 }
 
 /// One name with the host's tools: `dig`/`drill`, else (or when they find nothing) `getent`.
-pub fn with_tools(domain: &str) -> Vec<IpAddr> {
+pub fn with_tools(domain: &str, report: Reporter) -> Vec<IpAddr> {
     let mut out = lookup_tool(domain);
     if out.is_empty() {
         out = getent(domain);
         let tool = ["dig", "drill"].into_iter().find(|t| tools::find(t).is_some());
         if let (Some(tool), false) = (tool, out.is_empty()) {
-            eprintln!(
-                "Warning [shield]: {tool} found nothing for {} but getent did: {tool} may not work on this host",
+            report(Report::Warning(format!(
+                "{tool} found nothing for {} but getent did: {tool} may not work on this host",
                 terok_shield_policy::sanitize::quoted(domain)
-            );
+            )));
         }
     }
     let mut seen = std::collections::HashSet::new();

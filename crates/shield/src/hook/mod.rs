@@ -1,22 +1,29 @@
 //! The OCI hooks (hooks.md): the nft hook (fail-closed) and the bridge hook (soft).
 //!
-//! `terok-shield-hook <nft|bridge> <createRuntime|poststop>` reads the OCI state on stdin.
+//! The helper binary (`terok-shield-hook nft|bridge <stage>`, see [`crate::helper`]) reads
+//! the OCI state from stdin and calls [`run`]; the exit code, the panic guard and stderr are
+//! its business. What the hook has to say goes to a [`HookLog`].
 
 pub mod bridge_hook;
-pub mod envboot;
-pub mod log;
 pub mod nft_hook;
 pub mod oci_state;
 pub mod statedir;
 
-use std::io::Read;
+use std::path::Path;
 
-use log::HookLog;
+use crate::bundle::layout::Bundle;
+use crate::error::Result;
+use crate::helper::Helper;
+use crate::procenv::ProcEnv;
+pub use oci_state::{BadOciState, OciState};
+pub use statedir::StateDirError;
 
 /// Which hook program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Fail-closed: any error aborts the container's start.
     Nft,
+    /// Soft: every failure is logged, the start goes on.
     Bridge,
 }
 
@@ -27,56 +34,83 @@ pub enum Stage {
     Poststop,
 }
 
-/// OCI state larger than this is refused (podman's is a few KiB).
-const MAX_STATE: u64 = 4 * 1024 * 1024;
-
-/// Run a hook; returns the process exit code. The nft hook exits 1 on any failure, panics
-/// included; the bridge hook always exits 0.
-pub fn main(args: &[String]) -> i32 {
-    let (kind, stage_arg) = match args {
-        [k, s] if k == "nft" => (Kind::Nft, Some(s.as_str())),
-        [k, s] if k == "bridge" => (Kind::Bridge, Some(s.as_str())),
-        [k] if k == "nft" => (Kind::Nft, None),
-        [k] if k == "bridge" => (Kind::Bridge, None),
-        [s] => (Kind::Nft, Some(s.as_str())),
-        [] => (Kind::Nft, None),
-        _ => (Kind::Nft, Some("")),
-    };
-    let mut log = HookLog::new(kind);
-    let soft = kind == Kind::Bridge;
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let stage = match stage_arg {
-            None | Some("createRuntime") => Stage::CreateRuntime,
-            Some("poststop") => Stage::Poststop,
-            Some(other) => return Err(format!("unknown stage {}", terok_shield_policy::sanitize::quoted(other))),
-        };
-        let mut input = Vec::new();
-        std::io::stdin()
-            .take(MAX_STATE + 1)
-            .read_to_end(&mut input)
-            .map_err(|e| format!("cannot read the OCI state: {e}"))?;
-        if input.len() as u64 > MAX_STATE {
-            return Err("bad OCI state: larger than 4 MiB".into());
+impl Stage {
+    /// The name OCI gives the stage (and the hook descriptors pass as an argument).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::CreateRuntime => "createRuntime",
+            Stage::Poststop => "poststop",
         }
-        let env = envboot::bootstrap();
-        match kind {
-            Kind::Nft => nft_hook::run(stage, &input, &env, &mut log),
-            Kind::Bridge => bridge_hook::run(stage, &input, &env, &mut log),
-        }
-    }));
-    if std::env::var_os("TEROK_SHIELD_HOOK_STATS").is_some() {
-        log.write(&format!("stats: {kind:?} hook, peak RSS {} KiB", peak_rss_kib().unwrap_or(0)));
     }
-    match result {
-        Ok(Ok(())) => 0,
-        Ok(Err(msg)) => {
-            log.write(&msg);
-            i32::from(!soft)
-        }
-        Err(_) => {
-            log.write("internal error (panic)");
-            i32::from(!soft)
-        }
+}
+
+/// OCI state larger than this is refused (podman's is a few KiB).
+pub const MAX_STATE: u64 = 4 * 1024 * 1024;
+
+/// Where the hook's diagnostics go: the binary writes them to stderr and, once the state
+/// dir is validated ([`HookLog::attach`]), to its `hook-error.log`.
+pub trait HookLog {
+    /// The validated state dir of this container.
+    fn attach(&mut self, state_dir: &Path);
+    /// One line of diagnostics.
+    fn write(&mut self, msg: &str);
+}
+
+/// Open the state dir's `hook-error.log` for appending (0600, never through a symlink).
+pub fn open_error_log(state_dir: &Path) -> std::io::Result<std::fs::File> {
+    crate::fsutil::open_append(&state_dir.join(crate::bundle::layout::HOOK_ERROR_LOG))
+}
+
+/// What only a hook can get wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HookError {
+    #[error(transparent)]
+    BadState(#[from] BadOciState),
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
+    #[error("bundle version {found} does not match this hook's {want}: re-create the container with this terok-shield (or re-run 'terok-shield setup' if the hooks are older than the package)")]
+    BundleVersion { found: String, want: u32 },
+    #[error("OCI state has no pid")]
+    NoPid,
+    #[error("OCI state id {0} is not alphanumeric")]
+    BadId(String),
+    #[error("cannot read {}: {source}", .path.display())]
+    RulesetUnreadable {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ruleset(#[from] terok_shield_ruleset::file::CorruptRuleset),
+    /// A tool the hook runs is not on the PATH the runtime gave it.
+    #[error("{name} not found on PATH: install {package}")]
+    NoTool { name: &'static str, package: &'static str },
+    #[error("cannot add {cidr} to lo for dnsmasq: {detail}")]
+    DnsmasqAddress { cidr: String, detail: String },
+    #[error("missing container id — skipping reader")]
+    ReaderNoId,
+    #[error("OCI state has no pid — skipping reader")]
+    ReaderNoPid,
+    #[error("cannot start the reader: {0}")]
+    ReaderStart(#[source] std::io::Error),
+    #[error("cannot record the reader's pid: {0}")]
+    ReaderPid(#[source] Box<crate::Error>),
+}
+
+/// Run a hook on the OCI state `input`. `helper` is the helper executable (the reader the
+/// bridge hook starts is `<helper> reader …`).
+pub fn run(
+    kind: Kind,
+    stage: Stage,
+    input: &[u8],
+    env: &ProcEnv,
+    helper: &Helper,
+    log: &mut dyn HookLog,
+) -> Result<()> {
+    match kind {
+        Kind::Nft => nft_hook::run(stage, input, env, log),
+        Kind::Bridge => bridge_hook::run(stage, input, env, helper, log),
     }
 }
 
@@ -84,34 +118,23 @@ pub fn main(args: &[String]) -> i32 {
 /// `hook-error.log`. When validation fails at poststop, `orphans` gets the raw annotation:
 /// a bundle deleted while its container ran may have left processes behind.
 fn bundle_of(
-    state: &oci_state::OciState,
+    state: &OciState,
     stage: Stage,
-    log: &mut HookLog,
-    orphans: fn(Option<&str>, &mut HookLog),
-) -> Result<crate::bundle::layout::Bundle, String> {
-    let euid = crate::paths::effective_uid().unwrap_or(u32::MAX);
+    log: &mut dyn HookLog,
+    orphans: fn(Option<&str>, &mut dyn HookLog),
+) -> Result<Bundle> {
+    let euid = nix::unistd::geteuid().as_raw();
     let raw_dir = state.annotation("terok.shield.state_dir");
     match statedir::validate(raw_dir, euid) {
         Ok(dir) => {
             log.attach(&dir);
-            Ok(crate::bundle::layout::Bundle::new(dir))
+            Ok(Bundle::new(dir))
         }
         Err(e) => {
             if stage == Stage::Poststop {
                 orphans(raw_dir, log);
             }
-            Err(e)
+            Err(HookError::from(e).into())
         }
     }
-}
-
-/// This process's own peak resident set (`VmHWM`), children excluded. Logged when
-/// `TEROK_SHIELD_HOOK_STATS` is set, for the memory benchmark.
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
 }

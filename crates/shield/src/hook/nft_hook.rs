@@ -3,18 +3,19 @@
 use terok_shield_policy::sanitize::quoted;
 use terok_shield_ruleset::Posture;
 
-use super::envboot::HookEnv;
-use super::log::HookLog;
 use super::oci_state::OciState;
-use super::Stage;
+use super::{HookError, HookLog, Stage};
 use crate::bundle::layout::{Bundle, CONTAINER_ID, DNSMASQ_CONF, RULESET};
 use crate::bundle::seeds;
 use crate::dns::dnsmasq::{self, Stopped};
-use crate::nft::Nft;
-use crate::{netns, tools, BUNDLE_VERSION};
+use crate::error::Result;
+use crate::kernel::netns;
+use crate::kernel::nft::Nft;
+use crate::procenv::ProcEnv;
+use crate::{tools, BUNDLE_VERSION};
 
-pub fn run(stage: Stage, input: &[u8], env: &HookEnv, log: &mut HookLog) -> Result<(), String> {
-    let state = OciState::parse(input)?;
+pub fn run(stage: Stage, input: &[u8], env: &ProcEnv, log: &mut dyn HookLog) -> Result<()> {
+    let state = OciState::parse(input).map_err(HookError::from)?;
     let bundle = super::bundle_of(&state, stage, log, reap_orphans)?;
     match stage {
         Stage::CreateRuntime => create_runtime(&state, &bundle, env),
@@ -28,7 +29,7 @@ pub fn run(stage: Stage, input: &[u8], env: &HookEnv, log: &mut HookLog) -> Resu
 
 /// poststop of a container whose bundle was deleted while it ran: its dnsmasq, if any, is
 /// found by the configuration path on its command line.
-fn reap_orphans(raw_dir: Option<&str>, log: &mut HookLog) {
+fn reap_orphans(raw_dir: Option<&str>, log: &mut dyn HookLog) {
     let Some(dir) = raw_dir.map(std::path::Path::new).filter(|d| d.is_absolute()) else { return };
     for stopped in dnsmasq::reap_orphans(&Bundle::new(dir)) {
         log.write(&format!("poststop: state dir is gone; stopped its orphaned dnsmasq ({stopped:?})"));
@@ -36,7 +37,7 @@ fn reap_orphans(raw_dir: Option<&str>, log: &mut HookLog) {
 }
 
 /// poststop: reap the container's dnsmasq. Never fails the stop (the container is gone).
-fn stop_dnsmasq(bundle: &Bundle, log: &mut HookLog) {
+fn stop_dnsmasq(bundle: &Bundle, log: &mut dyn HookLog) {
     match dnsmasq::stop(bundle) {
         Ok(Stopped::Stale(pid)) => {
             log.write(&format!("poststop: stale dnsmasq pid file (pid {pid} recycled or gone) — removed"))
@@ -49,47 +50,45 @@ fn stop_dnsmasq(bundle: &Bundle, log: &mut HookLog) {
 
 /// createRuntime, in the container's network namespace: start its dnsmasq when the bundle
 /// has a configuration (the dnsmasq tiers). Any failure fails the start.
-fn start_dnsmasq(bundle: &Bundle, env: &HookEnv) -> Result<(), String> {
+fn start_dnsmasq(bundle: &Bundle, env: &ProcEnv) -> Result<()> {
     let Ok(conf) = std::fs::read_to_string(bundle.path(DNSMASQ_CONF)) else { return Ok(()) };
     if let Some(addr) = crate::dns::conf::listen_address(&conf).filter(|a| !a.is_loopback()) {
-        let ip = tools::find_in("ip", Some(&env.path)).ok_or("ip not found on PATH: install iproute2")?;
+        let ip = tools::find_in("ip", Some(&env.path)).ok_or(HookError::NoTool { name: "ip", package: "iproute2" })?;
         let cidr = format!("{addr}/{}", if addr.is_ipv4() { 32 } else { 128 });
         let out = crate::exec::Cmd::new(&ip, std::time::Duration::from_secs(5))
             .args(["addr", "add", &cidr, "dev", "lo"])
             .clean_env(env.child_env())
-            .run()
-            .map_err(|e| e.to_string())?;
+            .run()?;
+        // `ip` says "File exists" when the address is there already (a restart).
         if out.status != 0 && !out.stderr.contains("File exists") {
-            return Err(format!("cannot add {cidr} to lo for dnsmasq: {}", crate::exec::one_line(&out.stderr)));
+            return Err(HookError::DnsmasqAddress { cidr, detail: crate::exec::one_line(&out.stderr) }.into());
         }
     }
-    let binary = dnsmasq::launch_binary(bundle, Some(&env.path)).map_err(|e| e.to_string())?;
-    dnsmasq::start(bundle, &binary, Some(env.child_env())).map_err(|e| e.to_string())?;
+    let binary = dnsmasq::launch_binary(bundle, Some(&env.path))?;
+    dnsmasq::start(bundle, &binary, Some(env.child_env()))?;
     Ok(())
 }
 
-fn create_runtime(state: &OciState, bundle: &Bundle, env: &HookEnv) -> Result<(), String> {
-    let want = BUNDLE_VERSION.to_string();
+fn create_runtime(state: &OciState, bundle: &Bundle, env: &ProcEnv) -> Result<()> {
     match state.annotation("terok.shield.version") {
-        Some(v) if v == want => {}
+        Some(v) if v == BUNDLE_VERSION.to_string() => {}
         other => {
-            return Err(format!(
-                "bundle version {} does not match this hook's {want}: re-create the container with this terok-shield (or re-run 'terok-shield setup' if the hooks are older than the package)",
-                other.map_or_else(|| "(missing)".to_string(), quoted)
-            ))
+            let found = other.map_or_else(|| "(missing)".to_string(), quoted);
+            return Err(HookError::BundleVersion { found, want: BUNDLE_VERSION }.into());
         }
     }
-    let pid = state.pid.ok_or("OCI state has no pid")?;
+    let pid = state.pid.ok_or(HookError::NoPid)?;
     write_container_id(bundle, &state.id)?;
-    crate::container::record(bundle, pid).map_err(|e| e.to_string())?;
-    let text = std::fs::read_to_string(bundle.path(RULESET))
-        .map_err(|e| format!("cannot read {}: {e}", bundle.path(RULESET).display()))?;
-    let table = table_part(&text)?;
-    let seeds = seeds::derive(bundle).map_err(|e| e.to_string())?;
-    let bin = tools::find_in("nft", Some(&env.path)).ok_or("nft not found on PATH: install nftables")?;
+    crate::container::record(bundle, pid)?;
+    let path = bundle.path(RULESET);
+    let text = std::fs::read_to_string(&path).map_err(|source| HookError::RulesetUnreadable { path, source })?;
+    let table = terok_shield_ruleset::file::table_of(&text).map_err(HookError::from)?;
+    let seeds = seeds::derive(bundle)?;
+    let bin =
+        tools::find_in("nft", Some(&env.path)).ok_or(tools::ToolMissing { name: "nft", hint: tools::NFT_HINT })?;
     let nft = Nft::at(bin).with_env(env.child_env());
-    netns::enter_net_of(pid).map_err(|e| e.to_string())?;
-    nft.load(table, &seeds, Posture::Up).map_err(|e| e.to_string())?;
+    netns::enter_net_of(pid)?;
+    nft.load(table, &seeds, Posture::Up)?;
     fail_fast();
     start_dnsmasq(bundle, env)
 }
@@ -105,50 +104,13 @@ fn fail_fast() {
     let _ = std::fs::write("/proc/sys/net/ipv6/icmp/ratelimit", "0");
 }
 
-/// The table of `ruleset.nft`: everything before the seed statements. Every line after the
-/// table must be one of our `add element` statements; anything else means the file was
-/// tampered with or truncated, and the start is refused.
-pub fn table_part(text: &str) -> Result<&str, String> {
-    let end = text.find("\nadd element ").map_or(text.len(), |i| i + 1);
-    let (table, rest) = text.split_at(end);
-    for line in rest.lines().filter(|l| !l.trim().is_empty()) {
-        if !line.starts_with("add element inet terok_shield ") {
-            return Err(format!("ruleset.nft is corrupted: unexpected line {}", quoted(line)));
-        }
-    }
-    if !table.trim_start().starts_with("table inet terok_shield {") || !table.trim_end().ends_with('}') {
-        return Err("ruleset.nft is corrupted: it does not hold the terok_shield table".into());
-    }
-    Ok(table)
-}
-
-fn write_container_id(bundle: &Bundle, id: &str) -> Result<(), String> {
+fn write_container_id(bundle: &Bundle, id: &str) -> Result<()> {
     if id.is_empty() {
         return Ok(());
     }
     if !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(format!("OCI state id {} is not alphanumeric", quoted(id)));
+        return Err(HookError::BadId(quoted(id)).into());
     }
     let short: String = id.chars().take(12).collect();
     crate::fsutil::write_atomic(&bundle.path(CONTAINER_ID), format!("{short}\n").as_bytes(), 0o600)
-        .map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_and_seed_sections() {
-        let ok = "table inet terok_shield {\n}\nadd element inet terok_shield t40_project_allow_v4 { 1.2.3.4 }\n";
-        assert_eq!(table_part(ok), Ok("table inet terok_shield {\n}\n"));
-        assert!(table_part("table inet terok_shield {\n}\n").is_ok());
-        assert!(table_part(
-            "table inet terok_shield {\n}\nadd element inet terok_shield x { 1.1.1.1 }\nflush ruleset\n"
-        )
-        .is_err());
-        assert!(table_part("table inet terok_shield {\n").is_err());
-        assert!(table_part("").is_err());
-        assert!(table_part("flush ruleset\n").is_err());
-    }
 }

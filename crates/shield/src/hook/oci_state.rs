@@ -5,6 +5,22 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+/// Why an OCI state was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadOciState {
+    #[error("bad OCI state: not JSON ({0})")]
+    NotJson(String),
+    #[error("bad OCI state: not a JSON object")]
+    NotObject,
+    #[error("bad OCI state: {0}")]
+    Field(&'static str),
+    #[error("bad OCI state: annotation {0:?} is not a string")]
+    Annotation(String),
+    #[error("bad OCI state: larger than 4 MiB")]
+    TooLarge,
+}
+
 /// The parts of the OCI state the hooks use.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OciState {
@@ -14,15 +30,15 @@ pub struct OciState {
 }
 
 impl OciState {
-    pub fn parse(bytes: &[u8]) -> Result<OciState, String> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("bad OCI state: not JSON ({e})"))?;
+    pub fn parse(bytes: &[u8]) -> Result<OciState, BadOciState> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| BadOciState::NotJson(e.to_string()))?;
         let Value::Object(map) = value else {
-            return Err("bad OCI state: not a JSON object".into());
+            return Err(BadOciState::NotObject);
         };
         let id = match map.get("id") {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err("bad OCI state: id is not a string".into()),
+            Some(_) => return Err(BadOciState::Field("id is not a string")),
         };
         let pid = match map.get("pid") {
             None | Some(Value::Null) => None,
@@ -30,9 +46,9 @@ impl OciState {
                 n.as_u64()
                     .and_then(|p| u32::try_from(p).ok())
                     .filter(|p| *p > 0)
-                    .ok_or("bad OCI state: pid is not a positive integer")?,
+                    .ok_or(BadOciState::Field("pid is not a positive integer"))?,
             ),
-            Some(_) => return Err("bad OCI state: pid is not a number".into()),
+            Some(_) => return Err(BadOciState::Field("pid is not a number")),
         };
         let mut annotations = BTreeMap::new();
         match map.get("annotations") {
@@ -40,12 +56,12 @@ impl OciState {
             Some(Value::Object(a)) => {
                 for (k, v) in a {
                     let Value::String(s) = v else {
-                        return Err(format!("bad OCI state: annotation {k:?} is not a string"));
+                        return Err(BadOciState::Annotation(k.clone()));
                     };
                     annotations.insert(k.clone(), s.clone());
                 }
             }
-            Some(_) => return Err("bad OCI state: annotations is not an object".into()),
+            Some(_) => return Err(BadOciState::Field("annotations is not an object")),
         }
         Ok(OciState { id, pid, annotations })
     }

@@ -6,6 +6,32 @@ use std::path::{Path, PathBuf};
 
 use terok_shield_policy::sanitize::quoted;
 
+/// Why a state dir annotation was refused (each names the dir, quoted and sanitised).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateDirError {
+    #[error("annotation terok.shield.state_dir is missing")]
+    Missing,
+    #[error("state dir {0} is not absolute")]
+    NotAbsolute(String),
+    #[error("state dir {0} is inside a system directory")]
+    SystemDir(String),
+    #[error("state dir {0} cannot be resolved: {1}")]
+    Unresolvable(String, #[source] std::io::Error),
+    #[error("state dir {0} resolves into a system directory")]
+    ResolvesIntoSystemDir(String),
+    #[error("state dir {0}: {1}")]
+    Unreadable(String, #[source] std::io::Error),
+    #[error("state dir {0} is a symlink")]
+    Symlink(String),
+    #[error("state dir {0} is not a directory")]
+    NotDirectory(String),
+    #[error("state dir {dir} is owned by uid {owner}, not by the hook's uid {euid}")]
+    Owner { dir: String, owner: u32, euid: u32 },
+    #[error("state dir {dir} is group- or world-writable (mode {mode:o})")]
+    Writable { dir: String, mode: u32 },
+}
+
 /// System trees a state dir may never be in (`/tmp` and `/var/tmp` are allowed).
 const SENSITIVE: [&str; 11] =
     ["/etc", "/proc", "/sys", "/dev", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/root"];
@@ -16,32 +42,39 @@ fn sensitive(p: &Path) -> bool {
 
 /// Validate the `terok.shield.state_dir` annotation for a hook running as `euid`; returns
 /// the symlink-resolved directory. The hook never creates it.
-pub fn validate(raw: Option<&str>, euid: u32) -> Result<PathBuf, String> {
-    let raw = raw.filter(|r| !r.is_empty()).ok_or("annotation terok.shield.state_dir is missing")?;
+pub fn validate(raw: Option<&str>, euid: u32) -> Result<PathBuf, StateDirError> {
+    use StateDirError as E;
+    let raw = raw.filter(|r| !r.is_empty()).ok_or(E::Missing)?;
     let q = quoted(raw);
     let path = Path::new(raw);
     if !path.is_absolute() {
-        return Err(format!("state dir {q} is not absolute"));
+        return Err(E::NotAbsolute(q));
     }
     if sensitive(path) {
-        return Err(format!("state dir {q} is inside a system directory"));
+        return Err(E::SystemDir(q));
     }
-    let resolved = std::fs::canonicalize(path).map_err(|e| format!("state dir {q} cannot be resolved: {e}"))?;
+    let resolved = match std::fs::canonicalize(path) {
+        Ok(r) => r,
+        Err(e) => return Err(E::Unresolvable(q, e)),
+    };
     if sensitive(&resolved) {
-        return Err(format!("state dir {q} resolves into a system directory"));
+        return Err(E::ResolvesIntoSystemDir(q));
     }
-    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("state dir {q}: {e}"))?;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) => return Err(E::Unreadable(q, e)),
+    };
     if meta.file_type().is_symlink() {
-        return Err(format!("state dir {q} is a symlink"));
+        return Err(E::Symlink(q));
     }
     if !meta.is_dir() {
-        return Err(format!("state dir {q} is not a directory"));
+        return Err(E::NotDirectory(q));
     }
     if meta.uid() != euid {
-        return Err(format!("state dir {q} is owned by uid {}, not by the hook's uid {euid}", meta.uid()));
+        return Err(E::Owner { dir: q, owner: meta.uid(), euid });
     }
     if meta.mode() & 0o022 != 0 {
-        return Err(format!("state dir {q} is group- or world-writable (mode {:o})", meta.mode() & 0o7777));
+        return Err(E::Writable { dir: q, mode: meta.mode() & 0o7777 });
     }
     Ok(resolved)
 }
@@ -53,13 +86,13 @@ mod tests {
     #[test]
     fn rejections() -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
-        let euid = crate::paths::effective_uid().unwrap_or(0);
+        let euid = nix::unistd::geteuid().as_raw();
         let dir = tempfile::tempdir()?;
         let good = dir.path().join("good");
         std::fs::create_dir(&good)?;
         std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o700))?;
         let s = |p: &Path| p.display().to_string();
-        assert_eq!(validate(Some(&s(&good)), euid), Ok(std::fs::canonicalize(&good)?));
+        assert_eq!(validate(Some(&s(&good)), euid).ok(), Some(std::fs::canonicalize(&good)?));
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&good, &link)?;
         let file = dir.path().join("file");
@@ -77,10 +110,10 @@ mod tests {
             (Some(s(&file)), "not a directory"),
             (Some(s(&writable)), "group- or world-writable"),
         ] {
-            let e = validate(raw.as_deref(), euid).err().unwrap_or_default();
+            let e = validate(raw.as_deref(), euid).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains(why), "{raw:?}: {e}");
         }
-        let e = validate(Some(&s(&good)), euid + 1).err().unwrap_or_default();
+        let e = validate(Some(&s(&good)), euid + 1).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("is owned by uid"), "{e}");
         Ok(())
     }

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 use terok_shield_policy::sanitize::sanitize_wire;
 
-use super::nflog::Logged;
+use crate::kernel::nflog::Logged;
 
 /// Longest string a field carries (observe.md §8).
 pub const WIRE_CAP: usize = 256;

@@ -1,18 +1,21 @@
-//! Where clearance events go (observe.md §4.2, §6): JSON lines on stdout, or the hub's
-//! unix socket `$XDG_RUNTIME_DIR/terok/events/<id12>/ingester.sock`, connected lazily; an
-//! outage is warned about once and never blocks the reader for long.
+//! Where clearance events go (observe.md §4.2, §6): JSON lines to the caller (the reader
+//! binary prints them), or the hub's unix socket
+//! `$XDG_RUNTIME_DIR/terok/events/<id12>/ingester.sock`, connected lazily; an outage is
+//! warned about once and never blocks the reader for long.
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::report::{Report, Reporter};
+
 const TIMEOUT: Duration = Duration::from_millis(500);
 
 /// `$XDG_RUNTIME_DIR` when set, else `/run/user/<host uid>` (also inside a rootless user
 /// namespace, where our own uid is 0), as the hooks compute it.
 pub fn runtime_dir() -> PathBuf {
-    crate::hook::envboot::bootstrap().xdg_runtime_dir.into()
+    crate::procenv::ProcEnv::current().xdg_runtime_dir.into()
 }
 
 /// The hub socket of container `id` (12 to 64 hex digits) under `runtime_dir`.
@@ -21,10 +24,9 @@ pub fn socket_path(runtime_dir: &Path, id: &str) -> Option<PathBuf> {
     ok.then(|| runtime_dir.join("terok/events").join(&id[..12]).join("ingester.sock"))
 }
 
-#[derive(Debug)]
 pub enum Emitter {
-    /// Lines on stdout: always delivered (a closed stdout ends the reader).
-    Json,
+    /// Each line to a function that says whether it was delivered.
+    Lines(Box<dyn FnMut(&str) -> bool>),
     Socket {
         path: PathBuf,
         conn: Option<UnixStream>,
@@ -37,13 +39,11 @@ impl Emitter {
         Emitter::Socket { path, conn: None, warned: false }
     }
 
-    /// Send one line; whether the receiver got it. A failed send reconnects once.
-    pub fn send(&mut self, line: &str) -> bool {
+    /// Send one line; whether the receiver got it. A failed send reconnects once; an
+    /// unreachable hub is reported once per outage.
+    pub fn send(&mut self, line: &str, report: Reporter) -> bool {
         match self {
-            Emitter::Json => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(line.as_bytes()).and_then(|_| out.write_all(b"\n")).and_then(|_| out.flush()).is_ok()
-            }
+            Emitter::Lines(out) => out(line),
             Emitter::Socket { path, conn, warned } => {
                 for _ in 0..2 {
                     if conn.is_none() {
@@ -54,7 +54,7 @@ impl Emitter {
                             }
                             Err(e) => {
                                 if !*warned {
-                                    eprintln!("warning: hub socket {} unreachable: {e}", path.display());
+                                    report(Report::Warning(format!("hub socket {} unreachable: {e}", path.display())));
                                     *warned = true;
                                 }
                                 return false;
@@ -90,6 +90,23 @@ pub fn notify(runtime_dir: &Path, id: &str, line: &str) {
     }
 }
 
+/// The clearance hub owns `org.terok.Shield1` on the session bus, so verdicts are its to
+/// give (2 s timeout; any error, including no `dbus-send`, means it does not).
+pub fn clearance_hub_active() -> bool {
+    let Some(dbus) = crate::tools::find("dbus-send") else { return false };
+    crate::exec::Cmd::new(&dbus, Duration::from_secs(2))
+        .args([
+            "--session",
+            "--print-reply",
+            "--dest=org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.NameHasOwner",
+            "string:org.terok.Shield1",
+        ])
+        .run()
+        .is_ok_and(|o| o.status == 0 && o.stdout.contains("boolean true"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,10 +120,11 @@ mod tests {
         assert!(socket_path(dir.path(), "xyz").is_none());
         assert!(path.ends_with("terok/events/0123456789ab/ingester.sock"));
         let mut e = Emitter::socket(path.clone());
-        assert!(!e.send("lost"), "no hub yet");
+        let q = &crate::report::quiet;
+        assert!(!e.send("lost", q), "no hub yet");
         std::fs::create_dir_all(path.parent().unwrap_or(dir.path()))?;
         let hub = std::os::unix::net::UnixListener::bind(&path)?;
-        assert!(e.send("one"));
+        assert!(e.send("one", q));
         let (conn, _) = hub.accept()?;
         let mut lines = std::io::BufReader::new(conn).lines();
         assert_eq!(lines.next().transpose()?, Some("one".to_string()));

@@ -5,12 +5,13 @@
 //! answers dnsmasq refused, and fans every logged packet out to `watch` and
 //! `simple-clearance` through `<state_dir>/reader.sock`.
 //!
-//! `terok-shield-hook reader <state_dir> <container> [--emit=socket|json]
+//! It runs as `<helper> reader <state_dir> <container> [--emit=socket|json]
 //! [--annotations=<json>] [--container-id=<id>] [--hub-socket=<path>] [--netns-pid=<pid>]`
+//! ([`ReaderSpec`]); the helper binary parses that and calls [`run`].
 
 use std::net::IpAddr;
-use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -19,22 +20,25 @@ use terok_shield_ruleset::constants::{NFLOG_GROUP, PREFIX_BLOCKED};
 
 use super::dedup::Window;
 use super::dnslog::{DnsLog, Line};
+use super::dossier;
 use super::event::{self, Fields};
 use super::fanout::Fanout;
-use super::hub::{self, Emitter};
-use super::{dossier, nflog};
+use super::hub::Emitter;
+use super::ObserveError;
 use crate::audit;
-use crate::bundle::layout::{DNSMASQ_LOG, META_PATH};
+use crate::bundle::layout::DNSMASQ_LOG;
+use crate::kernel::{netns, nflog};
+use crate::report::{Report, Reporter};
 
 const WINDOW: Duration = Duration::from_secs(30);
 
-/// The reader's command line.
+/// What a reader is started with: its command line, as the bridge hook writes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Args {
+pub struct ReaderSpec {
     pub state_dir: PathBuf,
     /// The name audit rows and events carry.
     pub container: String,
-    /// `--emit=json`: events on stdout instead of the hub socket.
+    /// `--emit=json`: events as lines to the caller instead of the hub socket.
     pub json: bool,
     pub annotations: Map<String, Value>,
     pub container_id: String,
@@ -43,79 +47,38 @@ pub struct Args {
     pub netns_pid: Option<u32>,
 }
 
-impl Args {
-    pub fn parse(args: &[String]) -> Result<Args, String> {
-        let mut positional = Vec::new();
-        let mut a = Args::default();
-        for arg in args {
-            match arg.split_once('=') {
-                Some(("--emit", "json")) => a.json = true,
-                Some(("--emit", "socket")) => a.json = false,
-                Some(("--emit", other)) => return Err(format!("--emit must be socket or json, not {other:?}")),
-                Some(("--annotations", v)) => {
-                    a.annotations = match serde_json::from_str::<Value>(if v.is_empty() { "{}" } else { v }) {
-                        Ok(Value::Object(m)) => m,
-                        _ => {
-                            eprintln!("warning: --annotations is not a JSON object; ignored");
-                            Map::new()
-                        }
-                    }
-                }
-                Some(("--container-id", v)) => a.container_id = v.to_string(),
-                Some(("--hub-socket", v)) => {
-                    a.hub_socket = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty())
-                }
-                Some(("--netns-pid", v)) => {
-                    a.netns_pid = Some(v.parse().map_err(|_| format!("bad --netns-pid {v:?}"))?)
-                }
-                _ if arg.starts_with("--") => return Err(format!("unknown option {arg:?}")),
-                _ => positional.push(arg.clone()),
-            }
+impl ReaderSpec {
+    /// The arguments after `reader`.
+    pub fn args(&self) -> Vec<String> {
+        let mut v = vec![
+            self.state_dir.display().to_string(),
+            self.container.clone(),
+            format!("--emit={}", if self.json { "json" } else { "socket" }),
+            format!("--annotations={}", Value::Object(self.annotations.clone())),
+            format!("--container-id={}", self.container_id),
+        ];
+        if let Some(h) = &self.hub_socket {
+            v.push(format!("--hub-socket={}", h.display()));
         }
-        let [dir, container] = positional.as_slice() else {
-            return Err("usage: reader <state_dir> <container> [--emit=socket|json] [--annotations=JSON] [--container-id=ID] [--hub-socket=PATH] [--netns-pid=PID]".into());
-        };
-        a.state_dir = PathBuf::from(dir);
-        a.container = container.clone();
-        if !a.state_dir.is_absolute() {
-            return Err("the state dir must be absolute".into());
+        if let Some(pid) = self.netns_pid {
+            v.push(format!("--netns-pid={pid}"));
         }
-        Ok(a)
+        v
     }
-}
 
-/// Run until SIGTERM/SIGINT; returns the exit code.
-pub fn main(args: &[String]) -> i32 {
-    super::harden();
-    let a = match Args::parse(args) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("nflog reader: {e}");
-            return 2;
-        }
-    };
-    let emitter = if a.json {
-        Emitter::Json
-    } else {
-        match a.hub_socket.clone().or_else(|| hub::socket_path(&hub::runtime_dir(), &a.container_id)) {
-            Some(p) => Emitter::socket(p),
-            None => {
-                eprintln!("nflog reader: no hub socket: pass --hub-socket or a 12-64 hex --container-id");
-                return 2;
-            }
-        }
-    };
-    match run(&a, emitter) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("nflog reader: {e}");
-            1
-        }
+    /// `argv` (a process's command line) is a socket-emitting reader of `state_dir`:
+    /// `<helper> reader <state_dir> <container> … --emit=socket …`.
+    pub fn is_socket_reader_of(argv: &[Vec<u8>], state_dir: &Path) -> bool {
+        argv.len() >= 4
+            && argv[1] == b"reader"
+            && argv[2] == state_dir.as_os_str().as_encoded_bytes()
+            && argv[4..].iter().any(|a| a == b"--emit=socket")
     }
 }
 
 struct Reader<'a> {
-    a: &'a Args,
+    a: &'a ReaderSpec,
+    report: Reporter<'a>,
     emitter: Emitter,
     dns: DnsLog,
     audit: Window,
@@ -126,31 +89,30 @@ struct Reader<'a> {
     fanout: Option<Fanout>,
 }
 
-fn run(a: &Args, emitter: Emitter) -> Result<(), String> {
-    // A session of its own: the hook that started it may exit, and poststop signals it alone.
-    let _ = nix::unistd::setsid();
-    let sigfd = super::stop_signals().map_err(|e| e.to_string())?;
+/// Run the reader of `a` until `stop` is readable (the caller's SIGTERM/SIGINT descriptor)
+/// or the container is gone. Events go to `emitter`; warnings to `report`.
+pub fn run(a: &ReaderSpec, emitter: Emitter, stop: BorrowedFd, report: Reporter) -> crate::error::Result<()> {
     // The container, by its network namespace: the reader ends when that is gone, also when
     // no poststop comes (a start that failed after this hook, a deleted bundle).
-    let container_ns = a.netns_pid.map(|pid| (pid, crate::netns::ns_inode(&crate::netns::net_ns_path(pid))));
+    let container_ns = a.netns_pid.map(|pid| (pid, netns::ns_inode(&netns::net_ns_path(pid))));
     if let Some(pid) = a.netns_pid {
-        crate::netns::enter_net_of(pid).map_err(|e| e.to_string())?;
+        netns::enter_net_of(pid)?;
     }
     let gone = || {
-        !a.state_dir.is_dir()
-            || container_ns.is_some_and(|(pid, ino)| crate::netns::ns_inode(&crate::netns::net_ns_path(pid)) != ino)
+        !a.state_dir.is_dir() || container_ns.is_some_and(|(pid, ino)| netns::ns_inode(&netns::net_ns_path(pid)) != ino)
     };
     let nl = match nflog::open(NFLOG_GROUP) {
         Ok(fd) => fd,
         Err(e) => {
             // observe.md §4.3: no NFLOG, no events; the container is not affected.
-            eprintln!("warning: {e}; no blocked connections will be reported");
+            report(Report::Warning(format!("{e}; no blocked connections will be reported")));
             return Ok(());
         }
     };
-    let meta_path = std::fs::read_to_string(a.state_dir.join(META_PATH)).ok().map(PathBuf::from);
+    let meta_path = crate::bundle::Bundle::new(&a.state_dir).meta_path();
     let mut r = Reader {
         a,
+        report,
         emitter,
         dns: DnsLog::from_start(a.state_dir.join(DNSMASQ_LOG)),
         audit: Window::new(WINDOW),
@@ -158,21 +120,20 @@ fn run(a: &Args, emitter: Emitter) -> Result<(), String> {
         dossier: dossier::from_annotations(a.annotations.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))),
         meta_path,
         requests: 0,
-        fanout: Fanout::bind(&a.state_dir).map_err(|e| eprintln!("warning: {e}")).ok(),
+        fanout: Fanout::bind(&a.state_dir).map_err(|e| report(Report::Warning(e.to_string()))).ok(),
     };
     r.dns.catch_up();
     r.send(Fields::new().str("type", "container_started").str("container", &a.container).line());
     let mut buf = vec![0u8; 65536];
     let reason = loop {
         let (nl_ready, sig_ready, fan_ready) = {
-            let mut fds =
-                vec![PollFd::new(nl.as_fd(), PollFlags::POLLIN), PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+            let mut fds = vec![PollFd::new(nl.as_fd(), PollFlags::POLLIN), PollFd::new(stop, PollFlags::POLLIN)];
             if let Some(f) = &r.fanout {
                 fds.push(PollFd::new(f.listener.as_fd(), PollFlags::POLLIN));
             }
             match poll(&mut fds, PollTimeout::from(1000u16)) {
                 Ok(_) | Err(nix::Error::EINTR) => {}
-                Err(e) => return Err(format!("poll: {e}")),
+                Err(e) => return Err(ObserveError::Poll(e).into()),
             }
             let ready = |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|ev| !ev.is_empty());
             (ready(0), ready(1), ready(2))
@@ -203,7 +164,7 @@ fn run(a: &Args, emitter: Emitter) -> Result<(), String> {
 
 impl Reader<'_> {
     fn send(&mut self, line: String) -> bool {
-        self.emitter.send(&line)
+        self.emitter.send(&line, self.report)
     }
 
     /// Rebind refusals dnsmasq logged since the last look: one audit row each.
@@ -217,7 +178,7 @@ impl Reader<'_> {
                     .str("domain", &domain)
                     .str("detail", "answer in a guarded range refused (NXDOMAIN)")
                     .line();
-                audit::append_line(&self.a.state_dir, &row);
+                audit::append_line(&self.a.state_dir, &row, self.report);
             }
         }
     }
@@ -251,7 +212,7 @@ impl Reader<'_> {
             let dossier = dossier::overlay(&self.dossier, self.meta_path.as_deref());
             if audit_due {
                 let row = event::blocked_row(&ts, &self.a.container, p, domain.as_deref(), &dossier).line();
-                audit::append_line(&self.a.state_dir, &row);
+                audit::append_line(&self.a.state_dir, &row, self.report);
                 self.audit.mark(&key, now);
             }
             if wire_due {
@@ -286,24 +247,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn arguments() {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let a = Args::parse(&s(&[
-            "/s",
-            "web",
-            "--emit=json",
-            "--annotations={\"dossier.x\":\"1\"}",
-            "--container-id=",
-            "--netns-pid=42",
-        ]))
-        .unwrap_or_default();
-        assert_eq!((a.container.as_str(), a.json, a.netns_pid, a.annotations.len()), ("web", true, Some(42), 1));
-        let a = Args::parse(&s(&["/s", "web", "--annotations=[1]"])).unwrap_or_default();
-        assert!(a.annotations.is_empty() && !a.json);
-        assert!(Args::parse(&s(&["rel", "web"])).is_err());
-        assert!(Args::parse(&s(&["/s"])).is_err());
-        assert!(Args::parse(&s(&["/s", "web", "--emit=dbus"])).is_err());
-        assert!(Args::parse(&s(&["/s", "web", "--bogus"])).is_err());
+    fn arguments_and_recognition() {
+        let spec = ReaderSpec {
+            state_dir: "/s/web".into(),
+            container: "web".into(),
+            annotations: serde_json::from_str(r#"{"dossier.x":"1"}"#).unwrap_or_default(),
+            container_id: "0123456789ab".into(),
+            netns_pid: Some(42),
+            ..ReaderSpec::default()
+        };
+        let args = spec.args();
+        assert_eq!(args[..3], ["/s/web", "web", "--emit=socket"]);
+        assert!(
+            args.contains(&"--netns-pid=42".to_string())
+                && args.contains(&r#"--annotations={"dossier.x":"1"}"#.to_string())
+        );
+        let argv: Vec<Vec<u8>> = ["/h/terok-shield-hook", "reader"]
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .chain(args.iter().map(|a| a.as_bytes().to_vec()))
+            .collect();
+        assert!(ReaderSpec::is_socket_reader_of(&argv, Path::new("/s/web")));
+        assert!(!ReaderSpec::is_socket_reader_of(&argv, Path::new("/s/other")));
+        let json = ReaderSpec { json: true, ..spec }.args();
+        let argv: Vec<Vec<u8>> = ["h", "reader"]
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .chain(json.iter().map(|a| a.as_bytes().to_vec()))
+            .collect();
+        assert!(!ReaderSpec::is_socket_reader_of(&argv, Path::new("/s/web")));
         assert!(is_multicast_noise(&"ff02::16".parse().unwrap_or(IpAddr::from([0u8; 4]))));
         assert!(!is_multicast_noise(&"2001:db8::1".parse().unwrap_or(IpAddr::from([0u8; 4]))));
     }

@@ -4,7 +4,7 @@
 //! the allowlist lacks, and new audit rows. Every string is sanitised on the way out.
 
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -15,9 +15,10 @@ use super::dnslog::{DnsLog, Line};
 use super::event::{self, Fields};
 use super::fanout::SOCKET;
 use super::tail::Tail;
+use super::ObserveError;
 use crate::audit::now_utc;
 use crate::bundle::layout::{Bundle, AUDIT_LOG, DNSMASQ_LOG};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// How often the allowed domains are re-read, and a lost reader looked for again.
 const REFRESH: Duration = Duration::from_secs(30);
@@ -26,6 +27,14 @@ const RECONNECT: Duration = Duration::from_secs(2);
 /// Event fields in output order (observe.md §3).
 const ORDER: [&str; 11] =
     ["ts", "source", "action", "container", "domain", "query_type", "dest", "detail", "port", "proto", "extra"];
+
+/// Where `watch` sends what it sees.
+pub trait WatchSink {
+    /// One event line; false when nobody reads any more (stdout closed): the watch ends.
+    fn event(&mut self, line: &str) -> bool;
+    /// A note for the operator (not an event).
+    fn note(&mut self, msg: &str);
+}
 
 struct Watch<'a> {
     bundle: &'a Bundle,
@@ -39,10 +48,10 @@ struct Watch<'a> {
     warned: bool,
 }
 
-/// Watch until SIGINT or SIGTERM, handing each event line to `out`; stops early when `out`
-/// returns false (stdout closed). `dnsmasq`: the bundle's tier runs dnsmasq.
-pub fn run(bundle: &Bundle, container: &str, dnsmasq: bool, out: &mut dyn FnMut(&str) -> bool) -> Result<()> {
-    let sigfd = super::stop_signals()?;
+/// Watch until `stop` is readable (the caller's SIGINT/SIGTERM descriptor), handing each
+/// event line to `sink`; stops early when the sink says nobody reads. `dnsmasq`: the
+/// bundle's DNS mode runs dnsmasq.
+pub fn run(bundle: &Bundle, container: &str, dnsmasq: bool, stop: BorrowedFd, sink: &mut dyn WatchSink) -> Result<()> {
     let audit_path = bundle.path(AUDIT_LOG);
     touch(&audit_path);
     let dns = dnsmasq.then(|| {
@@ -62,15 +71,15 @@ pub fn run(bundle: &Bundle, container: &str, dnsmasq: bool, out: &mut dyn FnMut(
     };
     w.allowed = allowed_domains(bundle);
     loop {
-        w.connect();
+        w.connect(sink);
         let (sig, data) = {
-            let mut fds = vec![PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
+            let mut fds = vec![PollFd::new(stop, PollFlags::POLLIN)];
             if let Some((s, _)) = &w.reader {
                 fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
             }
             match poll(&mut fds, PollTimeout::from(1000u16)) {
                 Ok(_) | Err(nix::Error::EINTR) => {}
-                Err(e) => return Err(Error::Setup(format!("poll: {e}"))),
+                Err(e) => return Err(ObserveError::Poll(e).into()),
             }
             let ready = |i: usize| fds.get(i).and_then(|f| f.revents()).is_some_and(|ev| !ev.is_empty());
             (ready(0), ready(1))
@@ -85,7 +94,7 @@ pub fn run(bundle: &Bundle, container: &str, dnsmasq: bool, out: &mut dyn FnMut(
         lines.extend(w.dns_events());
         lines.extend(w.audit_events());
         for line in lines {
-            if !out(&line) {
+            if !sink.event(&line) {
                 return Ok(());
             }
         }
@@ -135,7 +144,7 @@ fn render(v: &Map<String, Value>) -> Option<String> {
 }
 
 impl Watch<'_> {
-    fn connect(&mut self) {
+    fn connect(&mut self, sink: &mut dyn WatchSink) {
         if self.reader.is_some() || self.reader_tried.is_some_and(|t| t.elapsed() < RECONNECT) {
             return;
         }
@@ -147,11 +156,11 @@ impl Watch<'_> {
                 self.warned = false;
             }
             Err(_) if !self.warned => {
-                eprintln!(
+                sink.note(&format!(
                     "watch: no NFLOG reader for {} ({} absent): connection events will follow once one runs",
                     self.container,
                     path.display()
-                );
+                ));
                 self.warned = true;
             }
             Err(_) => {}

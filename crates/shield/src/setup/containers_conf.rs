@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::SetupError;
 use crate::error::{Error, Result};
 
 /// What `register` did, recorded in the receipt so `unregister` can undo exactly that.
@@ -43,7 +44,7 @@ fn dir_entry(dir: &Path) -> String {
 /// The `[engine].hooks_dir` entries of a TOML text (`None` when absent).
 pub fn hooks_dirs(text: &str) -> Result<Option<Vec<String>>> {
     let doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        Error::Setup(format!("containers.conf is not valid TOML: {}", crate::exec::one_line(&e.to_string())))
+        Error::from(SetupError::ConfNotToml(crate::exec::one_line(&e.to_string())))
     })?;
     let Some(item) = doc.get("engine").and_then(|e| e.get("hooks_dir")) else { return Ok(None) };
     if let Some(s) = item.as_str() {
@@ -51,7 +52,7 @@ pub fn hooks_dirs(text: &str) -> Result<Option<Vec<String>>> {
     }
     match item.as_array() {
         Some(a) => Ok(Some(a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())),
-        None => Err(Error::Setup("containers.conf: [engine] hooks_dir is neither a string nor a list".into())),
+        None => Err(SetupError::ConfHooksDirType.into()),
     }
 }
 
@@ -111,9 +112,7 @@ pub fn plan(text: Option<&str>, dir: &Path, home: Option<&Path>) -> Result<(Stri
     };
     let registered = hooks_dirs(&new_text)?.is_some_and(|d| lists(&d, dir, home));
     if !registered {
-        return Err(Error::Setup(
-            "could not register the hooks dir in containers.conf; add it to [engine] hooks_dir by hand".into(),
-        ));
+        return Err(SetupError::ConfNotRegistered.into());
     }
     Ok((new_text, edit))
 }
@@ -133,9 +132,7 @@ fn extend_line(text: &str, entry: &str) -> Result<(String, String)> {
         }
         let (code, comment) = split_comment(l);
         let code_trim = code.trim_end();
-        let (key, value) = code_trim
-            .split_once('=')
-            .ok_or_else(|| Error::Setup("containers.conf: unreadable hooks_dir line".into()))?;
+        let (key, value) = code_trim.split_once('=').ok_or(SetupError::ConfUnreadableLine)?;
         let value = value.trim();
         let new_value = if let Some(inner) = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
             let inner = inner.trim().trim_end_matches(',').trim_end();
@@ -147,15 +144,13 @@ fn extend_line(text: &str, entry: &str) -> Result<(String, String)> {
         } else if value.starts_with('"') || value.starts_with('\'') {
             format!("[{value}, {entry}]")
         } else {
-            return Err(Error::Setup(
-                "containers.conf: hooks_dir spans several lines; add the terok-shield hooks dir to it by hand".into(),
-            ));
+            return Err(SetupError::ConfMultiLine.into());
         };
         let ws = &code[code_trim.len()..];
         let edited = format!("{}= {new_value}{ws}{comment}", key);
         return Ok((l.to_string(), edited));
     }
-    Err(Error::Setup("containers.conf: hooks_dir not found on one line of [engine]".into()))
+    Err(SetupError::ConfNoLine.into())
 }
 
 /// Split a line at a `#` outside quotes.

@@ -3,8 +3,7 @@
 
 use std::path::Path;
 
-/// File name of the hook binary inside the hooks dir.
-pub const HOOK_BINARY: &str = "terok-shield-hook";
+use crate::helper::HELPER_BINARY as HOOK_BINARY;
 
 /// (descriptor file, program argument, stage).
 pub const DESCRIPTORS: [(&str, &str, &str); 4] = [
@@ -38,7 +37,7 @@ pub fn absolute_path_entries(path: Option<&std::ffi::OsStr>) -> String {
         .map(|p| std::env::split_paths(p).filter(|d| d.is_absolute()).map(|d| d.display().to_string()).collect())
         .unwrap_or_default();
     if entries.is_empty() {
-        crate::hook::envboot::FALLBACK_PATH.to_string()
+        crate::procenv::FALLBACK_PATH.to_string()
     } else {
         entries.join(":")
     }

@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::containers_conf::{self, Edit};
-use super::descriptors::{self, DESCRIPTORS, HOOK_BINARY};
+use super::descriptors::{self, DESCRIPTORS};
 use super::receipt::{self, BinaryId, ConfEdit, Inputs, Receipt, SYSTEM_RECEIPT};
+use super::SetupError;
 use crate::error::{Error, Result};
-use crate::exec::Cmd;
+use crate::exec::{Cmd, ExecError};
 use crate::fsutil::write_atomic;
+use crate::helper::HELPER_BINARY as HOOK_BINARY;
 use crate::paths::{self, Env};
 use crate::tools;
 
@@ -60,21 +62,6 @@ pub fn plan(env: &Env, requested: Option<Target>) -> Result<Plan> {
     })
 }
 
-/// The hook binary shipped next to the running `terok-shield`.
-pub fn source_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe().map_err(|e| Error::Setup(format!("cannot locate the running binary: {e}")))?;
-    let hook = exe.with_file_name(HOOK_BINARY);
-    if tools::is_executable(&hook) {
-        Ok(hook)
-    } else {
-        Err(Error::Setup(format!(
-            "{} not found next to {}; reinstall terok-shield (cargo install installs both)",
-            HOOK_BINARY,
-            exe.display()
-        )))
-    }
-}
-
 /// Hold the global setup lock (`<data base>/setup.lock`) for the life of the guard.
 pub fn lock(env: &Env) -> Result<std::fs::File> {
     use std::os::unix::fs::DirBuilderExt;
@@ -84,31 +71,32 @@ pub fn lock(env: &Env) -> Result<std::fs::File> {
     let file = crate::fsutil::open_lock_file(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            Err(Error::Setup("Another setup operation is already running. Retry after it finishes.".into()))
-        }
+        Err(std::fs::TryLockError::WouldBlock) => Err(SetupError::Busy.into()),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
     }
 }
 
-/// Install. Returns the hooks dir.
-pub fn install(env: &Env, plan: &Plan) -> Result<PathBuf> {
+/// Install `source` (the helper binary, [`crate::helper::HELPER_BINARY`]) and its
+/// descriptors. Returns the hooks dir.
+pub fn install(env: &Env, plan: &Plan, source: &Path) -> Result<PathBuf> {
     let _guard = lock(env)?;
     preflight(env, plan)?;
-    let source = source_binary()?;
+    if !tools::is_executable(source) {
+        return Err(SetupError::NoHookBinary(source.to_path_buf(), "not an executable file".into()).into());
+    }
     let path_env = descriptors::absolute_path_entries(env.get("PATH"));
-    let (sha256, size) = receipt::sha256_file(&source).map_err(|e| Error::io(&source, e))?;
+    let (sha256, size) = receipt::sha256_file(source).map_err(|e| Error::io(source, e))?;
     let binary = BinaryId { path: plan.hooks_dir.join(HOOK_BINARY), sha256, size };
     let files: Vec<(String, String)> = DESCRIPTORS
         .iter()
         .map(|(f, prog, stage)| (f.to_string(), descriptors::render(&plan.hooks_dir, prog, stage, &path_env)))
         .collect();
     if plan.sudo {
-        return install_with_sudo(plan, &source, binary, path_env, &files);
+        return install_with_sudo(plan, source, binary, path_env, &files);
     }
     remove_quietly(&plan.receipt);
     mkdir(&plan.hooks_dir, 0o755)?;
-    let bytes = std::fs::read(&source).map_err(|e| Error::io(&source, e))?;
+    let bytes = std::fs::read(source).map_err(|e| Error::io(source, e))?;
     write_atomic(&binary.path, &bytes, 0o755)?;
     for (file, text) in &files {
         write_atomic(&plan.hooks_dir.join(file), text.as_bytes(), 0o644)?;
@@ -136,7 +124,7 @@ pub fn install(env: &Env, plan: &Plan) -> Result<PathBuf> {
 fn preflight(env: &Env, plan: &Plan) -> Result<()> {
     if let Ok(Some(r)) = receipt::read_receipt(&plan.receipt) {
         if receipt::version_tuple(&r.version) > receipt::version_tuple(crate::VERSION) {
-            return Err(Error::Setup(format!("terok-shield {} installed these hooks; refusing to replace them with {}. Downgrades are not supported.", r.version, crate::VERSION)));
+            return Err(SetupError::Downgrade { installed: r.version, running: crate::VERSION.into() }.into());
         }
     }
     let missing: Vec<String> = ["podman", "nft"]
@@ -145,7 +133,7 @@ fn preflight(env: &Env, plan: &Plan) -> Result<()> {
         .map(|t| format!("Host tool '{t}' must be executable on PATH."))
         .collect();
     if !missing.is_empty() {
-        return Err(Error::Setup(missing.join(" ")));
+        return Err(SetupError::MissingTools(missing).into());
     }
     Ok(())
 }
@@ -155,25 +143,19 @@ fn verify_installed(r: &Receipt) -> Result<()> {
     let (sum, _) =
         receipt::sha256_file(&r.inputs.hook_binary.path).map_err(|e| Error::io(&r.inputs.hook_binary.path, e))?;
     if sum != r.inputs.hook_binary.sha256 {
-        return Err(Error::Setup(
-            "post-install verification failed: the installed hook binary differs from the source".into(),
-        ));
+        return Err(SetupError::Verification("the installed hook binary differs from the source".into()).into());
     }
     for (file, prog, stage) in DESCRIPTORS {
         let want = descriptors::render(&r.inputs.hooks, prog, stage, &r.inputs.path);
         if std::fs::read_to_string(r.inputs.hooks.join(file)).ok().as_deref() != Some(want.as_str()) {
-            return Err(Error::Setup(format!(
-                "post-install verification failed: {file} does not hold what was written"
-            )));
+            return Err(SetupError::Verification(format!("{file} does not hold what was written")).into());
         }
     }
     Ok(())
 }
 
 fn sudo() -> Result<PathBuf> {
-    tools::find("sudo").ok_or_else(|| {
-        Error::Setup("setup --root needs sudo, which is not installed: install sudo, or run setup as root".into())
-    })
+    tools::find("sudo").ok_or_else(|| SetupError::NoSudo.into())
 }
 
 fn sudo_run(sudo: &Path, args: &[&str]) -> Result<()> {
@@ -183,8 +165,8 @@ fn sudo_run(sudo: &Path, args: &[&str]) -> Result<()> {
         cmd = cmd.arg("-n");
     }
     cmd.args(args.iter().copied()).run_ok().map(|_| ()).map_err(|e| match e {
-        Error::Exec { stderr, .. } => Error::Setup(format!("sudo refused to {}: {stderr}", args.join(" "))),
-        other => other,
+        ExecError::Failed { stderr, .. } => SetupError::SudoRefused { action: args.join(" "), stderr }.into(),
+        other => other.into(),
     })
 }
 
@@ -260,7 +242,7 @@ pub fn uninstall(env: &Env, plan: &Plan) -> Result<Vec<String>> {
     if errors.is_empty() {
         Ok(notes)
     } else {
-        Err(Error::Setup(format!("uninstall incomplete: {}", errors.join("; "))))
+        Err(SetupError::Incomplete(errors).into())
     }
 }
 

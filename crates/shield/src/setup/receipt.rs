@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::containers_conf::{self, Edit};
-use super::descriptors::{self, DESCRIPTORS, HOOK_BINARY};
+use super::descriptors::{self, DESCRIPTORS};
+use super::{ReceiptError, SetupError};
+use crate::helper::HELPER_BINARY as HOOK_BINARY;
 use crate::paths::Env;
 use crate::tools;
 
@@ -132,18 +134,18 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
 }
 
 /// Read a receipt file: `Ok(None)` when absent.
-pub fn read_receipt(path: &Path) -> Result<Option<Receipt>, String> {
+pub fn read_receipt(path: &Path) -> Result<Option<Receipt>, ReceiptError> {
     match std::fs::read_to_string(path) {
         Ok(t) => serde_json::from_str(&t)
             .map(Some)
-            .map_err(|e| format!("Setup receipt {} is malformed: {e}", path.display())),
+            .map_err(|e| ReceiptError::Malformed { path: path.to_path_buf(), detail: e.to_string() }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("Setup receipt {} is unreadable: {e}", path.display())),
+        Err(source) => Err(ReceiptError::Unreadable { path: path.to_path_buf(), source }),
     }
 }
 
 /// The receipt in force: the user's, else the system-wide one.
-pub fn find_receipt(env: &Env, ns_dir: &Path) -> (PathBuf, Result<Option<Receipt>, String>) {
+pub fn find_receipt(env: &Env, ns_dir: &Path) -> (PathBuf, Result<Option<Receipt>, ReceiptError>) {
     let user = receipt_path(ns_dir);
     let found = read_receipt(&user);
     if !matches!(found, Ok(None)) {
@@ -169,7 +171,7 @@ pub fn check_setup(env: &Env, ns_dir: &Path, running_version: &str, live: bool) 
             None
         }
         Err(e) => {
-            checks.push(SetupCheck::new("receipt", SetupStatus::Invalid, e));
+            checks.push(SetupCheck::new("receipt", SetupStatus::Invalid, e.to_string()));
             None
         }
     };
@@ -289,7 +291,7 @@ pub fn require_ready(checks: &[SetupCheck]) -> crate::error::Result<()> {
     } else {
         "Run 'terok-shield setup' again."
     };
-    Err(crate::Error::Setup(format!("{}. {tail}", items.join("; "))))
+    Err(SetupError::NotReady { items, tail }.into())
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub const HOST_PRIVATE_V4: &str = "10.222.222.10";
 /// where a missing prerequisite fails the test.
 pub fn can_run(test: &str) -> bool {
     let missing: Vec<&str> = ["ip", "nft", "busybox"].into_iter().filter(|t| which(t).is_none()).collect();
-    let root = terok_shield::paths::effective_uid() == Some(0);
+    let root = nix::unistd::geteuid().is_root();
     let reason = match (root, missing.is_empty()) {
         (true, true) => return true,
         (false, _) => "needs root (network namespaces)".to_string(),

@@ -13,10 +13,11 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sys::socket::{recv, MsgFlags};
+use terok_shield_ruleset::constants::TABLE_NAME;
+use terok_shield_ruleset::SetId;
 
-use crate::error::{Error, Result};
-use crate::netlink::{
-    self, attr, attr_str, error_code, header_at, message, nested, NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST,
+use super::netlink::{
+    self, attr, attr_str, message, nested, NetlinkError, Result, NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST,
 };
 
 const NLM_F_CREATE: u16 = 0x400;
@@ -40,29 +41,30 @@ const MAX_BATCH_BYTES: usize = 128 * 1024;
 /// One message's element list: its attribute length is a u16.
 const MAX_NEST_BYTES: usize = 60 * 1024;
 
+const WHO: &str = "netlink";
+
 /// A netfilter netlink socket in the current network namespace.
 pub struct Loader {
     fd: OwnedFd,
     seq: u32,
 }
 
-fn sys(what: &str, e: nix::Error) -> Error {
-    netlink::sys("netlink", what, e)
-}
-
 impl Loader {
     pub fn open() -> Result<Loader> {
-        Ok(Loader { fd: netlink::open("netlink")?, seq: 1 })
+        Ok(Loader { fd: netlink::open(WHO)?, seq: 1 })
     }
 
-    /// Add `addresses` (all of the set's family) to the plain set `set` of
-    /// `inet terok_shield`, in as many transactions as needed.
-    pub fn add(&mut self, set: &str, addresses: &[IpAddr]) -> Result<()> {
+    /// Add `addresses` (all of the set's family) to the plain set `set` of our table, in as
+    /// many transactions as needed.
+    pub fn add(&mut self, set: SetId, addresses: &[IpAddr]) -> Result<()> {
         let per_element = 16 + if addresses.first().is_some_and(IpAddr::is_ipv6) { 16 } else { 4 };
         let per_batch = (MAX_BATCH_BYTES / per_element).max(1);
         for (i, chunk) in addresses.chunks(per_batch).enumerate() {
-            self.transaction(set, chunk)
-                .map_err(|e| Error::Setup(format!("{e} (transaction {i} of {} elements)", chunk.len())))?;
+            self.transaction(set, chunk).map_err(|e| NetlinkError::Transaction {
+                index: i,
+                elements: chunk.len(),
+                source: Box::new(e),
+            })?;
         }
         Ok(())
     }
@@ -74,7 +76,7 @@ impl Loader {
 
     /// One nfnetlink batch (one transaction) of several `NEWSETELEM` messages: an
     /// attribute's length is 16 bits, so one message's element list stays under 64 KiB.
-    fn transaction(&mut self, set: &str, addresses: &[IpAddr]) -> Result<()> {
+    fn transaction(&mut self, set: SetId, addresses: &[IpAddr]) -> Result<()> {
         let per_element = 16 + if addresses.first().is_some_and(IpAddr::is_ipv6) { 16 } else { 4 };
         let per_message = (MAX_NEST_BYTES / per_element).max(1);
         let mut buf = Vec::with_capacity(addresses.len() * per_element + 256);
@@ -94,7 +96,7 @@ impl Loader {
 
     /// True when `address` is in the plain set `set` (one `GETSETELEM`: a hash lookup in the
     /// kernel, whatever the set's size).
-    pub fn has(&mut self, set: &str, address: IpAddr) -> Result<bool> {
+    pub fn has(&mut self, set: SetId, address: IpAddr) -> Result<bool> {
         let mut buf = Vec::with_capacity(128);
         let seq = self.next_seq();
         element_message(&mut buf, NFT_MSG_GETSETELEM, NLM_F_REQUEST | NLM_F_ACK, seq, set, &[address]);
@@ -107,7 +109,7 @@ impl Loader {
     }
 
     /// Whether the set exists in our table (also tells a missing element from a missing set).
-    pub fn has_set(&mut self, set: &str) -> Result<bool> {
+    pub fn has_set(&mut self, set: SetId) -> Result<bool> {
         const NFT_MSG_GETSET: u16 = 10;
         const NFTA_SET_TABLE: u16 = 1;
         const NFTA_SET_NAME: u16 = 2;
@@ -121,8 +123,8 @@ impl Loader {
             NFPROTO_INET,
             0,
             |b| {
-                attr_str(b, NFTA_SET_TABLE, "terok_shield");
-                attr_str(b, NFTA_SET_NAME, set);
+                attr_str(b, NFTA_SET_TABLE, TABLE_NAME);
+                attr_str(b, NFTA_SET_NAME, set.name());
             },
         );
         self.send(&buf)?;
@@ -134,7 +136,7 @@ impl Loader {
     }
 
     /// One transaction: delete `address` from `from` (when given) and add it to `to`.
-    pub fn move_to(&mut self, from: Option<&str>, to: &str, address: IpAddr) -> Result<()> {
+    pub fn move_to(&mut self, from: Option<SetId>, to: SetId, address: IpAddr) -> Result<()> {
         let mut buf = Vec::with_capacity(256);
         let begin = self.next_seq();
         message(&mut buf, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, begin, 0, NFNL_SUBSYS_NFTABLES, |_| {});
@@ -154,11 +156,11 @@ impl Loader {
     }
 
     fn send(&self, buf: &[u8]) -> Result<()> {
-        netlink::send(&self.fd, buf, "netlink")
+        netlink::send(&self.fd, buf, WHO)
     }
 
     /// Read until the kernel acknowledges every message of `pending`, or refuses one.
-    fn wait_acks(&self, pending: Vec<u32>, set: &str) -> Result<()> {
+    fn wait_acks(&self, pending: Vec<u32>, set: SetId) -> Result<()> {
         self.acks(pending)?.map_err(|e| refused(set, e))
     }
 
@@ -167,36 +169,30 @@ impl Loader {
         // An error reply echoes the whole request: room for a full batch and more.
         let mut buf = vec![0u8; MAX_BATCH_BYTES + 64 * 1024];
         while !pending.is_empty() {
-            let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(|e| sys("recv", e))?;
-            let mut off = 0;
-            while off + 16 <= n {
-                let (len, ty, msg_seq) = header_at(&buf, off);
-                if len < 16 || off + len > n {
-                    return Err(Error::Setup("netlink: malformed reply".into()));
+            let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(netlink::sys(WHO, "recv"))?;
+            for msg in netlink::messages(&buf[..n]) {
+                let msg = msg.map_err(|()| NetlinkError::Malformed { who: WHO })?;
+                match msg.error_code() {
+                    Some(0) => pending.retain(|s| *s != msg.seq),
+                    Some(code) => return Ok(Err(Errno::from_raw(-code))),
+                    None if msg.ty == NLMSG_ERROR => return Err(NetlinkError::Malformed { who: WHO }),
+                    None => {}
                 }
-                if ty == NLMSG_ERROR && len >= 20 {
-                    let code = error_code(&buf, off);
-                    if code != 0 {
-                        return Ok(Err(Errno::from_raw(-code)));
-                    }
-                    pending.retain(|s| *s != msg_seq);
-                }
-                off += (len + 3) & !3;
             }
         }
         Ok(Ok(()))
     }
 }
 
-fn refused(set: &str, e: Errno) -> Error {
-    Error::Setup(format!("set {set}: {e}"))
+fn refused(set: SetId, errno: Errno) -> NetlinkError {
+    NetlinkError::SetRefused { set: set.name().to_string(), errno }
 }
 
 /// Append a set-element message (`NEW`/`GET`/`DELSETELEM`) naming `addresses`.
-fn element_message(buf: &mut Vec<u8>, msg: u16, flags: u16, seq: u32, set: &str, addresses: &[IpAddr]) {
+fn element_message(buf: &mut Vec<u8>, msg: u16, flags: u16, seq: u32, set: SetId, addresses: &[IpAddr]) {
     message(buf, (NFNL_SUBSYS_NFTABLES << 8) | msg, flags, seq, NFPROTO_INET, 0, |b| {
-        attr_str(b, NFTA_SET_ELEM_LIST_TABLE, "terok_shield");
-        attr_str(b, NFTA_SET_ELEM_LIST_SET, set);
+        attr_str(b, NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
+        attr_str(b, NFTA_SET_ELEM_LIST_SET, set.name());
         nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
             for a in addresses {
                 nested(b, NFTA_LIST_ELEM, |b| {

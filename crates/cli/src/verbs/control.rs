@@ -1,18 +1,19 @@
-//! Verbs on a running container: `allow`, `deny`, `status CONTAINER`, `rules`.
+//! Verbs on a running container: `allow`, `deny`, `status CONTAINER`, `rules`, `up`,
+//! `down`, `quarantine`, `reset`.
 
-use terok_shield::live::Container;
+use terok_shield::control::{Change, Container};
 use terok_shield_ruleset::Posture;
 
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
 use crate::output;
 
-fn open(ctx: &Context, name: &str) -> CliResult<Container> {
-    Ok(Container::open(&ctx.state_root, name)?)
+fn open<'a>(ctx: &Context, name: &str) -> CliResult<Container<'a>> {
+    Ok(Container::open(&ctx.state_root, name, ctx.helper()?, &output::report)?)
 }
 
-fn pending(live: bool) -> &'static str {
-    if live {
+fn pending(in_force: bool) -> &'static str {
+    if in_force {
         ""
     } else {
         " (not running: applies at its next start)"
@@ -20,9 +21,9 @@ fn pending(live: bool) -> &'static str {
 }
 
 /// The addresses changed, joined, and whether they await the next start.
-fn summary(changes: &[terok_shield::live::Change]) -> (String, bool) {
+fn summary(changes: &[Change]) -> (String, bool) {
     let list = changes.iter().map(|c| c.address.as_str()).collect::<Vec<_>>().join(", ");
-    (list, changes.iter().all(|c| c.live))
+    (list, changes.iter().all(|c| c.in_force))
 }
 
 pub fn allow(ctx: &Context, name: &str, target: &str) -> CliResult {
@@ -30,8 +31,8 @@ pub fn allow(ctx: &Context, name: &str, target: &str) -> CliResult {
     if changes.is_empty() {
         return Err(CliError::Message(format!("No IPs allowed for {name}")));
     }
-    let (list, live) = summary(&changes);
-    output::print(&format!("Allowed {target} -> {list} for {name}{}\n", pending(live)))
+    let (list, in_force) = summary(&changes);
+    output::print(&format!("Allowed {target} -> {list} for {name}{}\n", pending(in_force)))
 }
 
 pub fn deny(ctx: &Context, name: &str, target: &str) -> CliResult {
@@ -39,8 +40,8 @@ pub fn deny(ctx: &Context, name: &str, target: &str) -> CliResult {
     if changes.is_empty() {
         return Err(CliError::Message(format!("No IPs denied for {name}")));
     }
-    let (list, live) = summary(&changes);
-    output::print(&format!("Denied {target} ({list}) for {name}{}\n", pending(live)))
+    let (list, in_force) = summary(&changes);
+    output::print(&format!("Denied {target} ({list}) for {name}{}\n", pending(in_force)))
 }
 
 pub fn status(ctx: &Context, name: &str, json: bool) -> CliResult {
@@ -92,8 +93,7 @@ pub fn down(ctx: &Context, name: &str, id: Option<&str>, disengage: bool) -> Cli
 fn notify_hub(c: &Container, name: &str, id: Option<&str>, kind: &str) {
     use terok_shield::observe::{dossier, event::Fields, hub};
     let Some(id) = id else { return };
-    let meta = std::fs::read_to_string(c.bundle.path(terok_shield::bundle::layout::META_PATH)).ok();
-    let dossier = dossier::overlay(&serde_json::Map::new(), meta.as_deref().map(std::path::Path::new));
+    let dossier = dossier::overlay(&serde_json::Map::new(), c.bundle.meta_path().as_deref());
     let line = Fields::new().str("type", kind).str("container", name).map("dossier", &dossier).line();
     hub::notify(&hub::runtime_dir(), id, &line);
 }

@@ -1,16 +1,19 @@
-//! DNS tier detection (dns.md §1): dnsmasq with nftset > dnsmasq > dig/drill > getent.
+//! How allowlisted names reach the allow sets, and its detection (dns.md §1): dnsmasq with
+//! nftset > dnsmasq > dig/drill > getent. Files and messages call it the "DNS tier"
+//! (`dns.tier`); in code a *tier* is only a policy tier, so this is the DNS mode.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use super::DnsError;
+use crate::error::Result;
 use crate::{exec, tools};
 
 /// How domain allowlists reach the allow sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DnsTier {
-    /// dnsmasq fills the sets from each answer (`--nftset`).
-    DnsmasqLive,
+pub enum DnsMode {
+    /// dnsmasq fills the sets from each answer (`--nftset`); written `dnsmasq-live`.
+    DnsmasqNftset,
     /// dnsmasq serves and sinkholes; addresses are resolved once at launch.
     DnsmasqStatic,
     /// `dig` or `drill` at launch.
@@ -19,42 +22,43 @@ pub enum DnsTier {
     Getent,
 }
 
-impl DnsTier {
+impl DnsMode {
     pub fn as_str(self) -> &'static str {
         match self {
-            DnsTier::DnsmasqLive => "dnsmasq-live",
-            DnsTier::DnsmasqStatic => "dnsmasq-static",
-            DnsTier::Lookup => "lookup",
-            DnsTier::Getent => "getent",
+            DnsMode::DnsmasqNftset => "dnsmasq-live",
+            DnsMode::DnsmasqStatic => "dnsmasq-static",
+            DnsMode::Lookup => "lookup",
+            DnsMode::Getent => "getent",
         }
     }
 
     /// Read a `dns.tier` value; retired names map to their successors.
-    pub fn parse(s: &str) -> Option<DnsTier> {
+    pub fn parse(s: &str) -> Option<DnsMode> {
         match s.trim() {
-            "dnsmasq-live" | "dnsmasq" => Some(DnsTier::DnsmasqLive),
-            "dnsmasq-static" => Some(DnsTier::DnsmasqStatic),
-            "lookup" | "dig" => Some(DnsTier::Lookup),
-            "getent" => Some(DnsTier::Getent),
+            "dnsmasq-live" | "dnsmasq" => Some(DnsMode::DnsmasqNftset),
+            "dnsmasq-static" => Some(DnsMode::DnsmasqStatic),
+            "lookup" | "dig" => Some(DnsMode::Lookup),
+            "getent" => Some(DnsMode::Getent),
             _ => None,
         }
     }
 
-    pub fn live(self) -> bool {
-        self == DnsTier::DnsmasqLive
+    /// The allow sets follow each DNS answer (names resolved at launch are not enough).
+    pub fn follows_answers(self) -> bool {
+        self == DnsMode::DnsmasqNftset
     }
 
     pub fn runs_dnsmasq(self) -> bool {
-        matches!(self, DnsTier::DnsmasqLive | DnsTier::DnsmasqStatic)
+        matches!(self, DnsMode::DnsmasqNftset | DnsMode::DnsmasqStatic)
     }
 
-    /// What a degraded tier loses; empty for the live tier.
+    /// What a degraded mode loses; empty for the one that follows answers.
     pub fn hint(self) -> &'static str {
         match self {
-            DnsTier::DnsmasqLive => "",
-            DnsTier::DnsmasqStatic => "dnsmasq lacks nftset support, so allowlisted names are resolved once at launch and address rotation is not followed. A dnsmasq built with nftset restores live following.",
-            DnsTier::Lookup => "no usable dnsmasq, so allowlisted names are resolved once at launch with dig/drill, address rotation is not followed and block events carry addresses only. A dnsmasq built with nftset restores both.",
-            DnsTier::Getent => "no usable dnsmasq and no dig/drill, so allowlisted names are resolved once at launch with getent, address rotation is not followed and block events carry addresses only. A dnsmasq built with nftset restores both.",
+            DnsMode::DnsmasqNftset => "",
+            DnsMode::DnsmasqStatic => "dnsmasq lacks nftset support, so allowlisted names are resolved once at launch and address rotation is not followed. A dnsmasq built with nftset restores live following.",
+            DnsMode::Lookup => "no usable dnsmasq, so allowlisted names are resolved once at launch with dig/drill, address rotation is not followed and block events carry addresses only. A dnsmasq built with nftset restores both.",
+            DnsMode::Getent => "no usable dnsmasq and no dig/drill, so allowlisted names are resolved once at launch with getent, address rotation is not followed and block events carry addresses only. A dnsmasq built with nftset restores both.",
         }
     }
 }
@@ -62,7 +66,7 @@ impl DnsTier {
 /// The outcome of detection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Detection {
-    pub tier: DnsTier,
+    pub mode: DnsMode,
     /// The launch choice: the symbolic `dnsmasq` (looked up on PATH at each launch) or the
     /// configured absolute path; `None` when no usable dnsmasq was found.
     pub dnsmasq_command: Option<String>,
@@ -75,25 +79,25 @@ pub struct Detection {
 pub fn locate_dnsmasq(configured: Option<&Path>) -> Result<Option<(String, PathBuf)>> {
     match configured {
         Some(p) if p.is_absolute() && tools::is_executable(p) => Ok(Some((p.display().to_string(), p.to_path_buf()))),
-        Some(p) => Err(Error::Setup(format!("dnsmasq_path {} is not an executable file.", p.display()))),
+        Some(p) => Err(DnsError::BadDnsmasqPath(p.to_path_buf()).into()),
         None => Ok(tools::find("dnsmasq").map(|b| ("dnsmasq".to_string(), b))),
     }
 }
 
-/// Detect the tier. `probe_dir` is the state dir to run the AppArmor probe in (skipped when
+/// Detect the mode. `probe_dir` is the state dir to run the AppArmor probe in (skipped when
 /// `None` or missing: never downgrade on a guess).
 pub fn detect(configured_dnsmasq: Option<&Path>, probe_dir: Option<&Path>) -> Result<Detection> {
     let mut apparmor_blocked = None;
     if let Some((command, binary)) = locate_dnsmasq(configured_dnsmasq)? {
         if apparmor_allows(&binary, probe_dir) {
-            let tier = if has_nftset(&binary) { DnsTier::DnsmasqLive } else { DnsTier::DnsmasqStatic };
-            return Ok(Detection { tier, dnsmasq_command: Some(command), apparmor_blocked: None });
+            let mode = if has_nftset(&binary) { DnsMode::DnsmasqNftset } else { DnsMode::DnsmasqStatic };
+            return Ok(Detection { mode, dnsmasq_command: Some(command), apparmor_blocked: None });
         }
         apparmor_blocked = Some(binary);
     }
-    let tier =
-        if tools::find("dig").is_some() || tools::find("drill").is_some() { DnsTier::Lookup } else { DnsTier::Getent };
-    Ok(Detection { tier, dnsmasq_command: None, apparmor_blocked })
+    let mode =
+        if tools::find("dig").is_some() || tools::find("drill").is_some() { DnsMode::Lookup } else { DnsMode::Getent };
+    Ok(Detection { mode, dnsmasq_command: None, apparmor_blocked })
 }
 
 /// `--version` lists `nftset` (and not `no-nftset`) among the compile-time options.
@@ -125,14 +129,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tier_names() {
-        for t in [DnsTier::DnsmasqLive, DnsTier::DnsmasqStatic, DnsTier::Lookup, DnsTier::Getent] {
-            assert_eq!(DnsTier::parse(t.as_str()), Some(t));
-            assert_eq!(t.hint().is_empty(), t.live());
+    fn mode_names() {
+        for t in [DnsMode::DnsmasqNftset, DnsMode::DnsmasqStatic, DnsMode::Lookup, DnsMode::Getent] {
+            assert_eq!(DnsMode::parse(t.as_str()), Some(t));
+            assert_eq!(t.hint().is_empty(), t.follows_answers());
         }
-        assert_eq!(DnsTier::parse("dig"), Some(DnsTier::Lookup));
-        assert_eq!(DnsTier::parse("dnsmasq"), Some(DnsTier::DnsmasqLive));
-        assert_eq!(DnsTier::parse("bogus"), None);
+        assert_eq!(DnsMode::parse("dig"), Some(DnsMode::Lookup));
+        assert_eq!(DnsMode::parse("dnsmasq"), Some(DnsMode::DnsmasqNftset));
+        assert_eq!(DnsMode::parse("bogus"), None);
     }
 
     #[test]

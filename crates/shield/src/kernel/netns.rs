@@ -15,7 +15,28 @@ use std::path::PathBuf;
 
 use nix::sched::{setns, CloneFlags};
 
-use crate::error::{Error, Result};
+/// A namespace that could not be opened or entered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetnsError {
+    #[error("network namespace file missing for pid {pid}: {}: {source}", .path.display())]
+    Missing {
+        pid: u32,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot enter the network namespace of pid {pid}: {errno}")]
+    Enter { pid: u32, errno: nix::errno::Errno },
+    #[error("cannot open {}: {source}", .path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, NetnsError>;
 
 /// `/proc/<pid>/ns/net`.
 pub fn net_ns_path(pid: u32) -> PathBuf {
@@ -25,10 +46,8 @@ pub fn net_ns_path(pid: u32) -> PathBuf {
 /// Move this process into the network namespace of `pid`.
 pub fn enter_net_of(pid: u32) -> Result<()> {
     let path = net_ns_path(pid);
-    let file = File::open(&path)
-        .map_err(|e| Error::Setup(format!("network namespace file missing for pid {pid}: {}: {e}", path.display())))?;
-    setns(&file, CloneFlags::CLONE_NEWNET)
-        .map_err(|e| Error::Setup(format!("cannot enter the network namespace of pid {pid}: {e}")))
+    let file = File::open(&path).map_err(|source| NetnsError::Missing { pid, path, source })?;
+    setns(&file, CloneFlags::CLONE_NEWNET).map_err(|errno| NetnsError::Enter { pid, errno })
 }
 
 /// Inode of a namespace file (to compare namespaces).
@@ -47,8 +66,8 @@ pub struct Namespaces {
 impl Namespaces {
     pub fn of(pid: u32) -> Result<Namespaces> {
         let open = |kind: &str| {
-            let p = format!("/proc/{pid}/ns/{kind}");
-            File::open(&p).map_err(|e| Error::Setup(format!("cannot open {p}: {e}")))
+            let path = PathBuf::from(format!("/proc/{pid}/ns/{kind}"));
+            File::open(&path).map_err(|source| NetnsError::Open { path, source })
         };
         let net = open("net")?;
         let theirs = ns_inode(std::path::Path::new(&format!("/proc/{pid}/ns/user")));

@@ -1,14 +1,16 @@
 //! NFLOG over netlink (observe.md §5): bind group 100 in the current network namespace,
 //! receive logged packets, and parse them. The parsing is pure and unit-tested; the socket
-//! work is a thin layer over [`crate::netlink`].
+//! work is a thin layer over [`super::netlink`]. Payloads are packets the container sent:
+//! every read is bounds-checked.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::sys::socket::{recv, setsockopt, sockopt, MsgFlags};
 
-use crate::error::{Error, Result};
-use crate::netlink::{self, NLMSG_ERROR, NLM_F_ACK, NLM_F_REQUEST};
+use super::netlink::{self, NetlinkError, Result, NLM_F_ACK, NLM_F_REQUEST};
+
+const WHO: &str = "nflog";
 
 /// `NFNL_SUBSYS_ULOG`.
 const SUBSYS_ULOG: u16 = 4;
@@ -46,7 +48,7 @@ impl Logged {
 
 /// An NFLOG socket bound to `group` in the current network namespace.
 pub fn open(group: u16) -> Result<OwnedFd> {
-    let fd = netlink::open("nflog")?;
+    let fd = netlink::open(WHO)?;
     // Room for a burst: a flood is drained once a second at most.
     let _ = setsockopt(&fd, sockopt::RcvBuf, &(4 << 20));
     let mut req = Vec::new();
@@ -54,16 +56,12 @@ pub fn open(group: u16) -> Result<OwnedFd> {
     netlink::message(&mut req, ty, NLM_F_REQUEST | NLM_F_ACK, 0, AF_INET, group, |b| {
         netlink::attr(b, CFG_CMD, &[CMD_BIND, 0, 0, AF_INET]);
     });
-    netlink::send(&fd, &req, "nflog")?;
+    netlink::send(&fd, &req, WHO)?;
     let mut buf = vec![0u8; 8192];
     let n = recv_timeout(&fd, &mut buf)?;
-    let (_, ty, _) = netlink::header_at(&buf, 0);
-    if n >= 20 && ty == NLMSG_ERROR {
-        let code = netlink::error_code(&buf, 0);
-        if code != 0 {
-            let e = nix::Error::from_raw(-code);
-            return Err(Error::Setup(format!("nflog bind to group {group}: {e}")));
-        }
+    let code = netlink::messages(&buf[..n]).next().and_then(|m| m.ok()).and_then(|m| m.error_code());
+    if let Some(code) = code.filter(|c| *c != 0) {
+        return Err(NetlinkError::NflogBind { group, errno: nix::Error::from_raw(-code) });
     }
     // Receives after this use MSG_DONTWAIT.
     Ok(fd)
@@ -72,8 +70,8 @@ pub fn open(group: u16) -> Result<OwnedFd> {
 /// The bind acknowledgement, waited for at most 2 s.
 fn recv_timeout(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize> {
     let tv = nix::sys::time::TimeVal::new(2, 0);
-    setsockopt(fd, sockopt::ReceiveTimeout, &tv).map_err(|e| netlink::sys("nflog", "timeout", e))?;
-    recv(fd.as_raw_fd(), buf, MsgFlags::empty()).map_err(|e| netlink::sys("nflog", "bind acknowledgement", e))
+    setsockopt(fd, sockopt::ReceiveTimeout, &tv).map_err(netlink::sys(WHO, "timeout"))?;
+    recv(fd.as_raw_fd(), buf, MsgFlags::empty()).map_err(netlink::sys(WHO, "bind acknowledgement"))
 }
 
 /// Read every pending datagram (until it would block) and parse the packets in them. A
@@ -94,26 +92,21 @@ pub fn drain(fd: &OwnedFd, buf: &mut [u8]) -> Vec<Logged> {
 /// The packet messages of one netlink datagram.
 pub fn parse_messages(buf: &[u8]) -> Vec<Logged> {
     let mut out = Vec::new();
-    let mut off = 0;
-    while off + 16 <= buf.len() {
-        let (len, ty, _) = netlink::header_at(buf, off);
-        if len < 16 || off + len > buf.len() {
-            break;
+    for msg in netlink::messages(buf).map_while(|m| m.ok()) {
+        if msg.ty != (SUBSYS_ULOG << 8) | MSG_PACKET {
+            continue;
         }
-        if ty == (SUBSYS_ULOG << 8) | MSG_PACKET && len >= 20 {
-            let (mut prefix, mut payload) = (None, None);
-            for (t, s, e) in netlink::attrs(buf, off + 20, off + len) {
-                match t {
-                    ATTR_PREFIX => prefix = Some(&buf[s..e]),
-                    ATTR_PAYLOAD => payload = Some(&buf[s..e]),
-                    _ => {}
-                }
-            }
-            if let Some(logged) = payload.and_then(|p| parse_packet(prefix.unwrap_or_default(), p)) {
-                out.push(logged);
+        let (mut prefix, mut payload) = (None, None);
+        for (t, p) in msg.attrs() {
+            match t {
+                ATTR_PREFIX => prefix = Some(p),
+                ATTR_PAYLOAD => payload = Some(p),
+                _ => {}
             }
         }
-        off += (len + 3) & !3;
+        if let Some(logged) = payload.and_then(|p| parse_packet(prefix.unwrap_or_default(), p)) {
+            out.push(logged);
+        }
     }
     out
 }

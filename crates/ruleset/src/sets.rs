@@ -1,0 +1,184 @@
+//! The table's sets, by typed identifier (ruleset.md §2). Code outside this crate names a set
+//! only through [`SetId`]; its nft name is an output of this module, never a literal
+//! elsewhere.
+
+use terok_shield_policy::{IpNet, Tier};
+
+/// How a set stores its elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SetKind {
+    /// Single addresses, no flags: cheap to fill in bulk, never expire.
+    Addr,
+    /// Networks: `flags interval`, never expire.
+    Net,
+    /// Addresses learned from DNS answers: `flags timeout` with a default timeout.
+    Learned,
+    /// The timed allow-all window: `flags interval, timeout`, no default.
+    Window,
+}
+
+/// One set of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SetId(u8);
+
+struct Def {
+    name: &'static str,
+    v6: bool,
+    kind: SetKind,
+    /// The authored tier whose elements the set holds.
+    tier: Option<Tier>,
+}
+
+const fn def(name: &'static str, v6: bool, kind: SetKind, tier: Option<Tier>) -> Def {
+    Def { name, v6, kind, tier }
+}
+
+const OVERRIDE: Option<Tier> = Some(Tier::Override);
+const DENY: Option<Tier> = Some(Tier::SecurityDeny);
+const PROVIDER: Option<Tier> = Some(Tier::ProviderAllow);
+const PROJECT: Option<Tier> = Some(Tier::ProjectAllow);
+
+/// Every set, in declaration order. The ten names of the reference (`t10_override_v4` …
+/// `bypass_window_v6`) keep their meaning: the tier's single addresses. Networks live in the
+/// `_net_` twin of each tier, and DNS-learned addresses in `t40_dns_v4/_v6`, so that no
+/// authored element ever carries a timeout (nft 1.0.6 ignores `timeout 0s` on a set with a
+/// default timeout) and bulk loads stay in plain sets.
+const DEFS: [Def; 20] = [
+    def("t10_override_v4", false, SetKind::Addr, OVERRIDE),
+    def("t10_override_v6", true, SetKind::Addr, OVERRIDE),
+    def("t10_override_net_v4", false, SetKind::Net, OVERRIDE),
+    def("t10_override_net_v6", true, SetKind::Net, OVERRIDE),
+    def("t20_security_deny_v4", false, SetKind::Addr, DENY),
+    def("t20_security_deny_v6", true, SetKind::Addr, DENY),
+    def("t20_security_deny_net_v4", false, SetKind::Net, DENY),
+    def("t20_security_deny_net_v6", true, SetKind::Net, DENY),
+    def("t30_provider_allow_v4", false, SetKind::Addr, PROVIDER),
+    def("t30_provider_allow_v6", true, SetKind::Addr, PROVIDER),
+    def("t30_provider_allow_net_v4", false, SetKind::Net, PROVIDER),
+    def("t30_provider_allow_net_v6", true, SetKind::Net, PROVIDER),
+    def("t40_project_allow_v4", false, SetKind::Addr, PROJECT),
+    def("t40_project_allow_v6", true, SetKind::Addr, PROJECT),
+    def("t40_project_allow_net_v4", false, SetKind::Net, PROJECT),
+    def("t40_project_allow_net_v6", true, SetKind::Net, PROJECT),
+    def("t40_dns_v4", false, SetKind::Learned, None),
+    def("t40_dns_v6", true, SetKind::Learned, None),
+    def("bypass_window_v4", false, SetKind::Window, None),
+    def("bypass_window_v6", true, SetKind::Window, None),
+];
+
+const LEARNED_V4: SetId = SetId(16);
+const WINDOW_V4: SetId = SetId(18);
+
+impl SetId {
+    /// Every set, in declaration order.
+    pub fn all() -> impl Iterator<Item = SetId> {
+        (0..DEFS.len() as u8).map(SetId)
+    }
+
+    fn def(self) -> &'static Def {
+        &DEFS[usize::from(self.0)]
+    }
+
+    /// The set's nft name.
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+
+    pub fn is_v6(self) -> bool {
+        self.def().v6
+    }
+
+    pub fn kind(self) -> SetKind {
+        self.def().kind
+    }
+
+    /// The authored tier whose elements the set holds; `None` for the learned and window sets.
+    pub fn tier(self) -> Option<Tier> {
+        self.def().tier
+    }
+
+    /// Elements added to this set are denied (the security-deny tier).
+    pub fn denies(self) -> bool {
+        self.tier() == DENY
+    }
+
+    /// The set of an authored tier that holds elements of one family and shape (a single
+    /// address or a network); `None` for the live overlay, which owns no sets (its allows go
+    /// to the project tier's, its denies to the deny tier's).
+    pub fn authored(tier: Tier, v6: bool, network: bool) -> Option<SetId> {
+        let base: u8 = match tier {
+            Tier::Override => 0,
+            Tier::SecurityDeny => 4,
+            Tier::ProviderAllow => 8,
+            Tier::ProjectAllow => 12,
+            Tier::Live => return None,
+        };
+        Some(SetId(base + 2 * u8::from(network) + u8::from(v6)))
+    }
+
+    /// The set of `tier` that holds `element`.
+    pub fn holding(tier: Tier, element: IpNet) -> Option<SetId> {
+        SetId::authored(tier, !element.is_ipv4(), !element.is_host())
+    }
+
+    /// Where a live allow (`true`) or deny (`false`) of `element` goes: the project-allow or
+    /// the security-deny set of its family and shape.
+    pub fn live_change(allow: bool, element: IpNet) -> SetId {
+        let tier = if allow { Tier::ProjectAllow } else { Tier::SecurityDeny };
+        match SetId::holding(tier, element) {
+            Some(s) => s,
+            None => unreachable!("authored tiers own sets"),
+        }
+    }
+
+    /// The set of addresses learned from DNS answers, per family.
+    pub fn learned(v6: bool) -> SetId {
+        SetId(LEARNED_V4.0 + u8::from(v6))
+    }
+
+    /// Both learned sets, v4 then v6.
+    pub fn learned_sets() -> [SetId; 2] {
+        [SetId::learned(false), SetId::learned(true)]
+    }
+
+    /// The timed allow-all window, per family.
+    pub fn window(v6: bool) -> SetId {
+        SetId(WINDOW_V4.0 + u8::from(v6))
+    }
+
+    /// The set with this nft name.
+    pub fn parse(name: &str) -> Option<SetId> {
+        SetId::all().find(|s| s.name() == name)
+    }
+}
+
+impl std::fmt::Display for SetId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_lookups_agree_with_the_catalogue() {
+        assert_eq!(SetId::all().count(), 20);
+        for s in SetId::all() {
+            assert_eq!(SetId::parse(s.name()), Some(s));
+            if let Some(t) = s.tier() {
+                assert_eq!(SetId::authored(t, s.is_v6(), s.kind() == SetKind::Net), Some(s));
+            }
+        }
+        assert_eq!(SetId::parse("t40_project_allow_v4 "), None);
+        assert_eq!(SetId::learned(true).name(), "t40_dns_v6");
+        assert_eq!(SetId::window(false).name(), "bypass_window_v4");
+        assert_eq!(SetId::authored(Tier::Live, false, false), None);
+        let net: IpNet = "2001:db8::/32".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(SetId::live_change(false, net).name(), "t20_security_deny_net_v6");
+        assert!(SetId::live_change(false, net).denies());
+        let host: IpNet = "198.51.100.7".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(SetId::live_change(true, host).name(), "t40_project_allow_v4");
+    }
+}

@@ -1,0 +1,141 @@
+//! The helper executable: what the library starts, and with which arguments.
+//!
+//! The helper is `terok-shield-hook` ([`HELPER_BINARY`]), the small binary the OCI hook
+//! descriptors run; it links no command-line machinery. The library never re-runs "whatever
+//! binary linked it": a caller hands it the helper's path ([`Helper::at`]), and these are
+//! the whole interface:
+//!
+//! | arguments | what it does | started by |
+//! |---|---|---|
+//! | `nft createRuntime\|poststop` | the fail-closed hook ([`crate::hook`]) | the OCI runtime |
+//! | `bridge createRuntime\|poststop` | the soft hook | the OCI runtime |
+//! | `reader <state_dir> <container> [options]` | the container's NFLOG reader ([`crate::observe::reader::ReaderSpec`]) | the bridge hook, detached |
+//! | `ns set-element <into> <out_of> <address>` | [`NsOp::SetElement`] | a verb, inside the container's namespaces |
+//! | `ns kill-flows [NET…]` | [`NsOp::KillFlows`] | a verb, likewise |
+//! | `ns restart-dnsmasq <state_dir>` | [`NsOp::RestartDnsmasq`] | a verb, likewise |
+//!
+//! An `ns` operation exits 0 when done, [`EXIT_NO_SETS`] when the container's table has no
+//! allow/deny sets (it is quarantined), 2 on bad arguments and 1 on any other failure, with
+//! the one-line message on stderr.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use terok_shield_policy::IpNet;
+use terok_shield_ruleset::SetId;
+
+use crate::bundle::Bundle;
+use crate::control::ControlError;
+use crate::error::{Error, Result};
+use crate::exec::{Cmd, ExecError};
+use crate::kernel::netns::Namespaces;
+use crate::kernel::{conntrack, nftnl};
+
+/// The helper's file name (next to `terok-shield`, and in the hooks dir).
+pub const HELPER_BINARY: &str = "terok-shield-hook";
+
+/// The exit code of an `ns` operation that found no allow/deny sets in the table.
+pub const EXIT_NO_SETS: u8 = 3;
+
+/// How long an `ns` operation may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The helper executable at a known path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Helper {
+    pub path: PathBuf,
+}
+
+impl Helper {
+    pub fn at(path: impl Into<PathBuf>) -> Helper {
+        Helper { path: path.into() }
+    }
+
+    /// Run `op` in a child that joins `ns` first (user, then network namespace).
+    pub(crate) fn run_in(&self, ns: &Namespaces, op: &NsOp) -> Result<()> {
+        let cmd = Cmd::new(&self.path, TIMEOUT).arg("ns").args(op.args()).in_namespaces(ns);
+        match cmd.run_ok() {
+            Ok(_) => Ok(()),
+            Err(ExecError::Failed { rc, .. }) if rc == i32::from(EXIT_NO_SETS) => Err(ControlError::NoSets.into()),
+            Err(ExecError::Failed { rc, stderr, .. }) if rc > 0 && rc != 127 => {
+                Err(ControlError::Helper { message: stderr }.into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// One operation the helper performs inside a container's namespaces (`ns …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NsOp {
+    /// Take `address` out of `out_of` when it is there and put it into `into`, in one
+    /// transaction; check that it is there; when `into` denies, end the flows to it.
+    SetElement { into: SetId, out_of: SetId, address: IpAddr },
+    /// Delete the conntrack entries to these networks (all entries when empty).
+    KillFlows(Vec<IpNet>),
+    /// Stop the bundle's dnsmasq and start it with the bundle's current configuration.
+    RestartDnsmasq { state_dir: PathBuf },
+}
+
+impl NsOp {
+    /// The arguments after `ns`.
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            NsOp::SetElement { into, out_of, address } => {
+                vec!["set-element".into(), into.name().into(), out_of.name().into(), address.to_string()]
+            }
+            NsOp::KillFlows(nets) => {
+                std::iter::once("kill-flows".to_string()).chain(nets.iter().map(IpNet::to_string)).collect()
+            }
+            NsOp::RestartDnsmasq { state_dir } => vec!["restart-dnsmasq".into(), state_dir.display().to_string()],
+        }
+    }
+
+    /// Perform the operation here, in the current namespaces. `path_var` is the PATH the
+    /// dnsmasq binary is looked up on.
+    pub fn run(&self, path_var: Option<&std::ffi::OsStr>) -> Result<()> {
+        match self {
+            NsOp::SetElement { into, out_of, address } => set_element(*into, *out_of, *address),
+            NsOp::KillFlows(nets) => {
+                conntrack::kill_flows(if nets.is_empty() { None } else { Some(nets) })?;
+                Ok(())
+            }
+            NsOp::RestartDnsmasq { state_dir } => restart_dnsmasq(state_dir, path_var),
+        }
+    }
+
+    /// The exit code an error of [`NsOp::run`] maps to.
+    pub fn exit_code(e: &Error) -> u8 {
+        match e {
+            Error::Control(ControlError::NoSets) => EXIT_NO_SETS,
+            _ => 1,
+        }
+    }
+}
+
+/// One address moved over netlink: hash lookups, whatever the sets' sizes.
+fn set_element(into: SetId, out_of: SetId, address: IpAddr) -> Result<()> {
+    let mut nl = nftnl::Loader::open()?;
+    if !nl.has_set(into)? {
+        return Err(ControlError::NoSets.into());
+    }
+    let present = nl.has(out_of, address)?;
+    nl.move_to(present.then_some(out_of), into, address)?;
+    if !nl.has(into, address)? {
+        return Err(ControlError::NotInForce { element: IpNet::host(address), set: into }.into());
+    }
+    if into.denies() {
+        conntrack::kill_flows(Some(&[IpNet::host(address)]))?;
+    }
+    Ok(())
+}
+
+fn restart_dnsmasq(state_dir: &Path, path_var: Option<&std::ffi::OsStr>) -> Result<()> {
+    let bundle = Bundle::new(state_dir);
+    if !bundle.dir.is_absolute() {
+        return Err(ControlError::NotAbsolute(bundle.dir).into());
+    }
+    let binary = crate::dns::dnsmasq::launch_binary(&bundle, path_var)?;
+    crate::dns::dnsmasq::restart(&bundle, &binary).map(|_| ())
+}

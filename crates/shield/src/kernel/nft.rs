@@ -1,0 +1,258 @@
+//! nft: load scripts, list our table, load a ruleset in bounded batches and verify it.
+//!
+//! Everything runs in the caller's current network namespace, or in a container's when
+//! given its [`Namespaces`]. The scripts and arguments come from the ruleset crate; nft's
+//! stderr is classified here, once, into [`Refusal`] so callers match variants.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use terok_shield_policy::IpNet;
+use terok_shield_ruleset::seeds::set_elements;
+use terok_shield_ruleset::verify::{verify, VerifyError};
+use terok_shield_ruleset::{render_table, script, NetFacts, Posture, Seeds, SetId, SetKind};
+
+use super::netlink::NetlinkError;
+use super::netns::Namespaces;
+use crate::exec::{Cmd, ExecError, Output};
+use crate::tools::{self, ToolMissing};
+
+/// Elements per transaction: inside a user namespace nft cannot enlarge its netlink send
+/// buffer, so one batch holds only a few thousand elements (plain sets fail between 8 000
+/// and 16 000, interval sets between 4 000 and 8 000).
+pub const BATCH_ADDRESSES: usize = 4000;
+pub const BATCH_NETWORKS: usize = 1000;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What nft's refusal says, read off its stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The table, set or element named does not exist (`No such file or directory`).
+    NoSuchObject,
+    /// `get element`: the set exists but not the element.
+    NoSuchElement,
+    /// The batch did not fit the netlink socket (`Message too long`).
+    TooLong,
+    Other,
+}
+
+impl Refusal {
+    fn of(stderr: &str) -> Refusal {
+        if stderr.contains("element does not exist") {
+            Refusal::NoSuchElement
+        } else if stderr.contains("No such file or directory") {
+            Refusal::NoSuchObject
+        } else if stderr.contains("Message too long") {
+            Refusal::TooLong
+        } else {
+            Refusal::Other
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NftError {
+    #[error(transparent)]
+    Missing(#[from] ToolMissing),
+    /// nft ran and refused.
+    #[error("'{cmd}' failed (rc={rc}): {stderr}")]
+    Refused { cmd: String, rc: i32, stderr: String, refusal: Refusal },
+    /// nft could not be run, or did not finish in time.
+    #[error(transparent)]
+    Exec(ExecError),
+    /// What loaded is not what was meant (the table was replaced by a quarantine).
+    #[error("ruleset verification failed: {0}")]
+    Unverified(#[from] VerifyError),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+}
+
+impl NftError {
+    /// What nft's refusal said, when it refused.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            NftError::Refused { refusal, .. } => Some(*refusal),
+            _ => None,
+        }
+    }
+}
+
+impl From<ExecError> for NftError {
+    fn from(e: ExecError) -> Self {
+        match e {
+            // 127 and -1: nft could not be started at all.
+            ExecError::Failed { cmd, rc, stderr } if rc > 0 && rc != 127 => {
+                NftError::Refused { refusal: Refusal::of(&stderr), cmd, rc, stderr }
+            }
+            other => NftError::Exec(other),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, NftError>;
+
+/// The `nft` binary and the environment it runs with.
+#[derive(Debug, Clone)]
+pub struct Nft<'a> {
+    pub bin: PathBuf,
+    env: Option<Vec<(std::ffi::OsString, std::ffi::OsString)>>,
+    namespaces: Option<&'a Namespaces>,
+}
+
+impl<'a> Nft<'a> {
+    /// Find `nft` on PATH (absolute entries only).
+    pub fn locate() -> Result<Nft<'a>> {
+        Ok(Nft::at(tools::require("nft", tools::NFT_HINT)?))
+    }
+
+    /// An `Nft` for an explicit binary.
+    pub fn at(bin: PathBuf) -> Nft<'a> {
+        Nft { bin, env: None, namespaces: None }
+    }
+
+    /// Run nft with exactly this environment (the hook's sanitised one).
+    pub fn with_env(mut self, env: Vec<(std::ffi::OsString, std::ffi::OsString)>) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// Run nft inside a container's namespaces.
+    pub fn in_namespaces(mut self, ns: &'a Namespaces) -> Self {
+        self.namespaces = Some(ns);
+        self
+    }
+
+    fn cmd(&self) -> Cmd<'_> {
+        let mut c = Cmd::new(&self.bin, TIMEOUT);
+        if let Some(env) = &self.env {
+            c = c.clean_env(env.clone());
+        }
+        if let Some(ns) = self.namespaces {
+            c = c.in_namespaces(ns);
+        }
+        c
+    }
+
+    /// Run with `args`; a non-zero exit is a classified [`NftError::Refused`].
+    fn query(&self, args: Vec<String>) -> Result<Output> {
+        Ok(self.cmd().args(args).run_ok()?)
+    }
+
+    /// Apply a script as one transaction (`nft -f -`).
+    pub fn apply(&self, script: &str) -> Result<()> {
+        self.cmd().args(["-f", "-"]).stdin(script.as_bytes()).run_ok()?;
+        Ok(())
+    }
+
+    /// The elements of one of our sets (`nft list set`); empty when the set is missing.
+    pub fn set_elements(&self, set: SetId) -> Result<Vec<IpNet>> {
+        match self.query(script::list_set_args(set)) {
+            Ok(out) => Ok(script::listed_elements(&out.stdout)),
+            Err(e) if e.refusal().is_some() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Add `elements` to `set` (nft, bounded batches); for carrying learned elements over.
+    pub fn add_elements(&self, set: SetId, elements: &[IpNet]) -> Result<()> {
+        let batch = if set.kind() == SetKind::Net { BATCH_NETWORKS } else { BATCH_ADDRESSES };
+        for chunk in elements.chunks(batch) {
+            self.add_adaptive(set, chunk)?;
+        }
+        Ok(())
+    }
+
+    /// True when `element` is in `set` of our table (`nft get element`); false also when
+    /// the set (or the table) is missing.
+    pub fn has_element(&self, set: SetId, element: IpNet) -> Result<bool> {
+        match self.query(script::get_element_args(set, element)) {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.refusal(), Some(Refusal::NoSuchObject | Refusal::NoSuchElement)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `nft list table inet terok_shield`; empty when the table does not exist.
+    pub fn list_table(&self) -> Result<String> {
+        match self.query(script::list_table_args()) {
+            Ok(out) => Ok(out.stdout),
+            Err(e) if e.refusal() == Some(Refusal::NoSuchObject) => Ok(String::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replace the table with `table` (one transaction), verify it, then add the seeds.
+    ///
+    /// The table is listed and verified right after its own load, while its sets are empty:
+    /// once a set holds many elements every nft run that touches the table costs time in
+    /// proportion (nft fetches the whole set), and adding elements cannot change the
+    /// posture. Single addresses go straight to the kernel over netlink ([`super::nftnl`],
+    /// acknowledged message by message); networks go through nft in bounded batches, halved
+    /// and retried on "Message too long" (inside a user namespace nft cannot enlarge its
+    /// netlink buffer). Until the last batch is in, the table denies by default: a failure
+    /// leaves a closed firewall.
+    pub fn load(&self, table: &str, seeds: &Seeds, posture: Posture) -> Result<String> {
+        let existing = !self.list_table()?.is_empty();
+        self.apply(&script::replace_table(existing, table))?;
+        let listing = self.list_table()?;
+        if let Err(e) = verify(posture, &listing) {
+            // What loaded is not what we meant: leave nothing open behind us.
+            let quarantine = render_table(Posture::Quarantine, &NetFacts::preview());
+            let _ = self.apply(&script::replace_table(true, &quarantine));
+            return Err(NftError::Unverified(e));
+        }
+        let sets: Vec<(SetId, Vec<IpNet>)> = set_elements(seeds).into_iter().filter(|(_, e)| !e.is_empty()).collect();
+        let mut netlink = None;
+        for (set, elements) in &sets {
+            if set.kind() == SetKind::Net || self.namespaces.is_some() {
+                // Networks, and anything from outside the namespaces (the CLI): through nft,
+                // in bounded batches.
+                self.add_elements(*set, elements)?;
+                continue;
+            }
+            // Plain sets, in the container's netns (the hook): straight to the kernel.
+            let loader = match &mut netlink {
+                Some(l) => l,
+                None => netlink.insert(super::nftnl::Loader::open()?),
+            };
+            let addresses: Vec<std::net::IpAddr> = elements.iter().map(IpNet::addr).collect();
+            loader.add(*set, &addresses)?;
+        }
+        Ok(listing)
+    }
+
+    /// Add `elements` in one transaction, or in halves when the batch is too large.
+    fn add_adaptive(&self, set: SetId, elements: &[IpNet]) -> Result<()> {
+        match self.apply(&script::add_elements(set, elements)) {
+            Err(e) if e.refusal() == Some(Refusal::TooLong) && elements.len() > 1 => {
+                let (a, b) = elements.split_at(elements.len() / 2);
+                self.add_adaptive(set, a)?;
+                self.add_adaptive(set, b)
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_read_once() {
+        assert_eq!(Refusal::of("Error: Could not process rule: No such file or directory"), Refusal::NoSuchObject);
+        assert_eq!(Refusal::of("Error: element does not exist"), Refusal::NoSuchElement);
+        assert_eq!(Refusal::of("netlink: Error: Could not process rule: Message too long"), Refusal::TooLong);
+        assert_eq!(Refusal::of("Error: syntax error"), Refusal::Other);
+        let e =
+            NftError::from(ExecError::Failed { cmd: "nft".into(), rc: 1, stderr: "No such file or directory".into() });
+        assert_eq!(e.refusal(), Some(Refusal::NoSuchObject));
+        assert_eq!(e.to_string(), "'nft' failed (rc=1): No such file or directory");
+        let e = NftError::from(ExecError::Failed { cmd: "nft".into(), rc: 127, stderr: "not found".into() });
+        assert_eq!(e.refusal(), None);
+        let e = NftError::from(ExecError::Timeout { cmd: "nft".into(), secs: 30 });
+        assert_eq!(e.refusal(), None);
+    }
+}
