@@ -745,7 +745,7 @@ fn rootful_start_fails_closed_when_nft_is_missing() {
     assert_eq!(flags.code, 0, "{}", flags.stderr);
     let flags: Vec<String> = serde_json::from_str(&flags.stdout).unwrap_or_else(|err| panic!("{err}"));
     // The installed descriptors, with a PATH that lacks nft.
-    let installed = terok_shield::setup::receipt::system_hooks_dir(&terok_shield::paths::Env::fixed(&[], true));
+    let installed = terok_shield::setup::system_hooks_dir(&terok_shield::paths::Env::fixed(&[], true));
     let hooks = h.dir.join("hooks-no-nft");
     std::fs::create_dir(&hooks).unwrap_or_else(|err| panic!("{err}"));
     for name in ["terok-shield-createRuntime.json", "terok-shield-poststop.json"] {

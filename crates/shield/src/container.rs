@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::kernel::netns;
 use crate::{exec, tools};
 
-pub const CONTAINER_PID: &str = "container.pid";
+pub(crate) const CONTAINER_PID: &str = "container.pid";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -30,14 +30,14 @@ pub enum ContainerError {
 
 /// A process's identity: pid, start time (clock ticks since boot), netns inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub pid: u32,
     pub start_time: u64,
     pub net_inode: u64,
 }
 
 impl Identity {
-    pub fn of(pid: u32) -> Option<Identity> {
+    pub(crate) fn of(pid: u32) -> Option<Identity> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let after_comm = &stat[stat.rfind(')')? + 1..];
         let start_time = after_comm.split_whitespace().nth(19)?.parse().ok()?;
@@ -59,18 +59,18 @@ impl Identity {
 }
 
 /// Record the container's process (the hook, at createRuntime).
-pub fn record(bundle: &Bundle, pid: u32) -> Result<()> {
+pub(crate) fn record(bundle: &Bundle, pid: u32) -> Result<()> {
     let id = Identity::of(pid).ok_or(ContainerError::Gone(pid))?;
     crate::fsutil::write_atomic(&bundle.path(CONTAINER_PID), id.to_line().as_bytes(), 0o600)
 }
 
 /// Forget it (the hook, at poststop).
-pub fn forget(bundle: &Bundle) {
+pub(crate) fn forget(bundle: &Bundle) {
     let _ = std::fs::remove_file(bundle.path(CONTAINER_PID));
 }
 
 /// The container's pid when it is running: the recorded process is still the same one.
-pub fn running_pid(bundle: &Bundle) -> Option<u32> {
+pub(crate) fn running_pid(bundle: &Bundle) -> Option<u32> {
     let recorded = Identity::parse(&std::fs::read_to_string(bundle.path(CONTAINER_PID)).ok()?)?;
     (Identity::of(recorded.pid) == Some(recorded)).then_some(recorded.pid)
 }

@@ -54,7 +54,7 @@ impl Env {
 }
 
 /// Make `p` absolute against the current directory (no symlink resolution).
-pub fn absolute(p: &Path) -> Result<PathBuf> {
+pub(crate) fn absolute(p: &Path) -> Result<PathBuf> {
     std::path::absolute(p).map_err(|e| Error::io(p, e))
 }
 
@@ -81,7 +81,7 @@ pub fn config_root(env: &Env) -> Result<PathBuf> {
 
 /// `<data base>`: `/var/lib/terok` for real root, else `$XDG_DATA_HOME/terok` or
 /// `~/.local/share/terok`.
-pub fn data_base(env: &Env) -> Result<PathBuf> {
+pub(crate) fn data_base(env: &Env) -> Result<PathBuf> {
     if env.real_root {
         return Ok(PathBuf::from("/var/lib/terok"));
     }
@@ -101,7 +101,7 @@ pub fn namespace_dir(env: &Env) -> Result<PathBuf> {
 }
 
 /// The host DNS cache shared by a state root's containers.
-pub fn dns_cache_dir(state_root: &Path) -> PathBuf {
+pub(crate) fn dns_cache_dir(state_root: &Path) -> PathBuf {
     state_root.join("dns-cache")
 }
 
@@ -151,7 +151,7 @@ fn expand_tilde(s: &str, env: &Env) -> PathBuf {
 
 /// Effective uid 0 *and* the initial user namespace (`uid_map` is exactly `0 0 4294967295`).
 /// A uid 0 inside a user namespace is not real root.
-pub fn is_real_root() -> bool {
+pub(crate) fn is_real_root() -> bool {
     nix::unistd::geteuid().is_root()
         && std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| is_initial_uid_map(&m))
 }

@@ -1,7 +1,7 @@
 //! Verbs on a running container: `allow`, `deny`, `status CONTAINER`, `rules`, `up`,
 //! `down`, `quarantine`, `reset`.
 
-use terok_shield::control::{Change, Container};
+use terok_shield::control::Container;
 use terok_shield_ruleset::Posture;
 
 use crate::context::Context;
@@ -20,28 +20,23 @@ fn pending(in_force: bool) -> &'static str {
     }
 }
 
-/// The addresses changed, joined, and whether they await the next start.
-fn summary(changes: &[Change]) -> (String, bool) {
+/// `allow` (true) or `deny` (false) of `target`: what changed, or an error when nothing did.
+pub fn change(ctx: &Context, name: &str, target: &str, allow: bool) -> CliResult {
+    let c = open(ctx, name)?;
+    let changes =
+        if allow { c.allow(target, ctx.config.audit_enabled)? } else { c.deny(target, ctx.config.audit_enabled)? };
+    let verb = if allow { "allowed" } else { "denied" };
+    if changes.is_empty() {
+        return Err(CliError::Message(format!("No IPs {verb} for {name}")));
+    }
     let list = changes.iter().map(|c| c.address.as_str()).collect::<Vec<_>>().join(", ");
-    (list, changes.iter().all(|c| c.in_force))
-}
-
-pub fn allow(ctx: &Context, name: &str, target: &str) -> CliResult {
-    let changes = open(ctx, name)?.allow(target, ctx.config.audit_enabled)?;
-    if changes.is_empty() {
-        return Err(CliError::Message(format!("No IPs allowed for {name}")));
-    }
-    let (list, in_force) = summary(&changes);
-    output::print(&format!("Allowed {target} -> {list} for {name}{}\n", pending(in_force)))
-}
-
-pub fn deny(ctx: &Context, name: &str, target: &str) -> CliResult {
-    let changes = open(ctx, name)?.deny(target, ctx.config.audit_enabled)?;
-    if changes.is_empty() {
-        return Err(CliError::Message(format!("No IPs denied for {name}")));
-    }
-    let (list, in_force) = summary(&changes);
-    output::print(&format!("Denied {target} ({list}) for {name}{}\n", pending(in_force)))
+    let pending = pending(changes.iter().all(|c| c.in_force));
+    let line = if allow {
+        format!("Allowed {target} -> {list} for {name}{pending}\n")
+    } else {
+        format!("Denied {target} ({list}) for {name}{pending}\n")
+    };
+    output::print(&line)
 }
 
 pub fn status(ctx: &Context, name: &str, json: bool) -> CliResult {

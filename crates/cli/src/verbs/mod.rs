@@ -28,8 +28,8 @@ pub fn dispatch(inv: Invocation) -> CliResult {
     match verb {
         Verb::Status { container: Some(c), json } => control::status(&ctx, &c, json),
         Verb::Status { container: None, json } => status::run(&ctx, json),
-        Verb::Allow { container, target } => control::allow(&ctx, &container, &target),
-        Verb::Deny { container, target } => control::deny(&ctx, &container, &target),
+        Verb::Allow { container, target } => control::change(&ctx, &container, &target, true),
+        Verb::Deny { container, target } => control::change(&ctx, &container, &target, false),
         Verb::Rules { container } => control::rules(&ctx, &container),
         Verb::Up { container, container_id } => control::up(&ctx, &container, container_id.as_deref()),
         Verb::Down { container, container_id, disengage } => {

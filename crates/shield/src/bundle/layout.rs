@@ -65,7 +65,8 @@ impl Bundle {
         Ok(self.read_value(DNS_TIER)?.as_deref().and_then(crate::dns::DnsMode::parse))
     }
 
-    /// An address cache of the bundle; empty when missing. See [`read_addresses`].
+    /// An address cache of the bundle (one address or network per line; a line that is
+    /// not one is an error); empty when missing.
     pub fn read_addresses(&self, name: &str) -> Result<Vec<IpNet>> {
         let p = self.path(name);
         match std::fs::metadata(&p) {

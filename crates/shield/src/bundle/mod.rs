@@ -1,16 +1,16 @@
 //! The per-container state bundle (state-and-config.md §4): its layout, policy files, seeds,
 //! DNS files and lock.
 
-pub mod dns;
-pub mod layout;
-pub mod lock;
-pub mod policy;
-pub mod seeds;
+pub(crate) mod dns;
+pub(crate) mod layout;
+pub(crate) mod lock;
+pub(crate) mod policy;
+pub(crate) mod seeds;
 
 use std::path::PathBuf;
 
 pub use layout::Bundle;
-pub use lock::lock_bundle;
+pub(crate) use lock::lock_bundle;
 
 /// A bundle that cannot be used as it is.
 #[derive(Debug, thiserror::Error)]

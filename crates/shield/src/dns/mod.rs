@@ -2,17 +2,18 @@
 //! per-container dnsmasq (configuration and process), host-side resolution with caches, the
 //! wire format, and the host's resolv.conf.
 
-pub mod cache;
-pub mod conf;
-pub mod dnsmasq;
-pub mod mode;
-pub mod resolv_conf;
-pub mod resolve;
-pub mod wire;
+pub(crate) mod cache;
+pub(crate) mod conf;
+pub(crate) mod dnsmasq;
+pub(crate) mod mode;
+pub(crate) mod resolv_conf;
+pub(crate) mod resolve;
+pub(crate) mod wire;
 
 use std::path::PathBuf;
 
-pub use mode::{detect, Detection, DnsMode};
+pub(crate) use mode::detect;
+pub use mode::DnsMode;
 
 use crate::exec::ExecError;
 

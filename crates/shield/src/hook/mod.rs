@@ -4,10 +4,10 @@
 //! the OCI state from stdin and calls [`run`]; the exit code, the panic guard and stderr are
 //! its business. What the hook has to say goes to a [`HookLog`].
 
-pub mod bridge_hook;
-pub mod nft_hook;
-pub mod oci_state;
-pub mod statedir;
+mod bridge_hook;
+mod nft_hook;
+mod oci_state;
+mod statedir;
 
 use std::path::Path;
 

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 /// `dossier.*` annotations, prefix stripped, values as strings; `meta_path` left out.
-pub fn from_annotations<'a>(annotations: impl Iterator<Item = (&'a str, &'a str)>) -> Map<String, Value> {
+pub(crate) fn from_annotations<'a>(annotations: impl Iterator<Item = (&'a str, &'a str)>) -> Map<String, Value> {
     annotations
         .filter_map(|(k, v)| Some((k.strip_prefix("dossier.")?, v)))
         .filter(|(k, _)| *k != "meta_path" && !k.is_empty())

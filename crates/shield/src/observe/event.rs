@@ -97,7 +97,7 @@ pub fn watch(ts: &str, source: &str, action: &str, container: &str) -> Fields {
 }
 
 /// The watch event of a logged packet.
-pub fn nflog_event(ts: &str, container: &str, p: &Logged, domain: Option<&str>) -> Fields {
+pub(crate) fn nflog_event(ts: &str, container: &str, p: &Logged, domain: Option<&str>) -> Fields {
     watch(ts, "nflog", nflog_action(&p.prefix), container)
         .opt("domain", domain)
         .str("dest", &p.dest.to_string())
@@ -107,7 +107,7 @@ pub fn nflog_event(ts: &str, container: &str, p: &Logged, domain: Option<&str>) 
 }
 
 /// The reader's `blocked` audit row (observe.md §1); `port` is kept even when 0.
-pub fn blocked_row(
+pub(crate) fn blocked_row(
     ts: &str,
     container: &str,
     p: &Logged,

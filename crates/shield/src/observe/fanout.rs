@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 pub const SOCKET: &str = "reader.sock";
 const MAX_SUBSCRIBERS: usize = 16;
 
-pub struct Fanout {
+pub(crate) struct Fanout {
     pub listener: UnixListener,
     path: PathBuf,
     subscribers: Vec<UnixStream>,

@@ -1,14 +1,14 @@
 //! What the shield saw and decided, for operators and clearance UIs (observe.md): the NFLOG
 //! reader and its parts, the watch event shapes, and the hub emitter.
 
-pub mod dedup;
-pub mod dnslog;
+mod dedup;
+mod dnslog;
 pub mod dossier;
 pub mod event;
 pub mod fanout;
 pub mod hub;
 pub mod reader;
-pub mod tail;
+mod tail;
 pub mod watch;
 
 #[derive(Debug, thiserror::Error)]

@@ -113,7 +113,7 @@ fn allowed_domains(bundle: &Bundle) -> Vec<String> {
 }
 
 /// `domain` or one of its parents is allowed; `*.x` allows the names under `x` (not `x`).
-pub fn is_allowed(domain: &str, allowed: &[String]) -> bool {
+pub(crate) fn is_allowed(domain: &str, allowed: &[String]) -> bool {
     let mut d = domain;
     let mut first = true;
     loop {

@@ -63,7 +63,7 @@ pub fn plan(env: &Env, requested: Option<Target>) -> Result<Plan> {
 }
 
 /// Hold the global setup lock (`<data base>/setup.lock`) for the life of the guard.
-pub fn lock(env: &Env) -> Result<std::fs::File> {
+pub(crate) fn lock(env: &Env) -> Result<std::fs::File> {
     use std::os::unix::fs::DirBuilderExt;
     let base = paths::data_base(env)?;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&base).map_err(|e| Error::io(&base, e))?;

@@ -1,14 +1,14 @@
 //! Setup: the hook files, their descriptors, the containers.conf registration and the
 //! receipt that certifies them (hooks.md §2).
 
-pub mod containers_conf;
-pub mod descriptors;
+pub(crate) mod containers_conf;
+pub(crate) mod descriptors;
 pub mod installer;
-pub mod receipt;
+pub(crate) mod receipt;
 
 use std::path::PathBuf;
 
-pub use receipt::{check_setup, require_ready, SetupCheck, SetupStatus};
+pub use receipt::{check_setup, require_ready, system_hooks_dir, SetupCheck, SetupStatus};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

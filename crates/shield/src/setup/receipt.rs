@@ -160,8 +160,8 @@ pub fn find_receipt(env: &Env, ns_dir: &Path) -> (PathBuf, Result<Option<Receipt
     }
 }
 
-/// Check the receipt, the installed hook files and (with `live`) the host tools.
-pub fn check_setup(env: &Env, ns_dir: &Path, running_version: &str, live: bool) -> Vec<SetupCheck> {
+/// Check the receipt, the installed hook files and (with `tools_too`) the host tools.
+pub fn check_setup(env: &Env, ns_dir: &Path, running_version: &str, tools_too: bool) -> Vec<SetupCheck> {
     let mut checks = Vec::new();
     let (path, found) = find_receipt(env, ns_dir);
     let receipt = match found {
@@ -181,7 +181,7 @@ pub fn check_setup(env: &Env, ns_dir: &Path, running_version: &str, live: bool) 
     } else {
         checks.push(SetupCheck::new("hooks", SetupStatus::Stale, "Hooks are not installed"));
     }
-    if live {
+    if tools_too {
         for tool in ["podman", "nft"] {
             if tools::find(tool).is_none() {
                 checks.push(SetupCheck::new(
