@@ -1,0 +1,391 @@
+//! What the shield reports: blocked rows, `watch`, the reader, `simple-clearance`, hub
+//! events.
+
+use super::harness::*;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The NFLOG reader: a blocked connection is audited once, within a second, with address,
+/// port, protocol and the domain its address came from; a flood of 1 000 blocked packets
+/// gives one row; a domain carrying control characters is written sanitised; poststop
+/// stops the reader.
+///
+/// Rootless runs with `audit.enabled: false`: the CLI writes no rows, the reader still does.
+fn blocked_connections_are_audited(who: Who) {
+    let config = (who == Who::User).then_some("audit:\n  enabled: false\n");
+    let Some((h, name)) = start_shielded(who, "nflog", &["allowed.shield.test"], &["sleep", "600"], true, config)
+    else {
+        return;
+    };
+    let dir = h.state_dir(&name);
+    let setup_rows =
+        std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default().contains("\"action\":\"setup\"");
+    assert_eq!(setup_rows, config.is_none(), "{who:?}: setup rows with audit {config:?}");
+    let reader = std::fs::read_to_string(dir.join("reader.pid")).unwrap_or_default();
+    let reader_proc = format!("/proc/{}", reader.trim());
+    assert!(!reader.trim().is_empty() && std::path::Path::new(&reader_proc).exists(), "{who:?}: no reader");
+    // One connection to a name the allowlist lacks: looked up (so dnsmasq logs the answer),
+    // then refused.
+    let out = h.podman(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "nslookup unlisted.shield.test >/dev/null; nc -w 2 unlisted.shield.test 80 </dev/null; true",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ok = within(std::time::Duration::from_secs(1), || !blocked_rows(&dir).is_empty());
+    let log = std::fs::read_to_string(dir.join("reader.log")).unwrap_or_default();
+    assert!(ok, "{who:?}: no blocked row within a second after the refusal; reader.log: {log}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let rows = blocked_rows(&dir);
+    assert_eq!(rows.len(), 1, "{who:?}: {rows:?}");
+    let r = &rows[0];
+    assert_eq!(
+        (r["container"].as_str(), r["dest"].as_str(), r["port"].as_u64(), r["proto"].as_str(), r["domain"].as_str()),
+        (Some(name.as_str()), Some(UNLISTED_V4), Some(80), Some("tcp"), Some("unlisted.shield.test")),
+        "{who:?}: {r}"
+    );
+    // A flood: 1 000 packets to one address, one row.
+    let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout;
+    let took = flood_from(&pid, "198.51.100.14", 9, 1000);
+    assert!(took < std::time::Duration::from_secs(1), "the flood took {took:?}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let rows = blocked_rows(&dir);
+    let flood: Vec<_> = rows.iter().filter(|r| r["dest"] == "198.51.100.14").collect();
+    assert_eq!(flood.len(), 1, "{who:?}: {flood:?}");
+    assert_eq!((flood[0]["port"].as_u64(), flood[0]["proto"].as_str()), (Some(9), Some("udp")));
+    let rules = h.shield(&["rules", &name]).stdout;
+    let blocked_rule = rules.lines().find(|l| l.contains("TEROK_SHIELD_BLOCKED")).unwrap_or_default().to_string();
+    let packets: u64 = blocked_rule
+        .split("packets ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(packets >= 1000, "{who:?}: the firewall refused only {packets} packets: {blocked_rule}");
+    // A domain with control characters in the DNS log (as a dnsmasq that does not escape
+    // would write it) reaches the audit log sanitised.
+    let mut f =
+        std::fs::OpenOptions::new().append(true).open(dir.join("dnsmasq.log")).unwrap_or_else(|e| panic!("{e}"));
+    use std::io::Write;
+    writeln!(f, "Nov 25 00:00:00 dnsmasq[1]: 9 127.0.0.1/1 reply \x1b[31mevil\x07.test is 198.51.100.15")
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(f);
+    flood_from(&pid, "198.51.100.15", 443, 1);
+    assert!(within(std::time::Duration::from_secs(2), || blocked_rows(&dir)
+        .iter()
+        .any(|r| r["dest"] == "198.51.100.15")));
+    let raw = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default();
+    assert!(raw.contains(r#""domain":" [31mevil .test""#), "{raw}");
+    assert!(!raw.contains('\x1b') && !raw.contains("\\u001b"), "{raw}");
+    let rows: Vec<serde_json::Value> =
+        raw.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect();
+    check_schema("audit-row", &rows);
+    // poststop stops the reader.
+    h.podman(&["rm", "-f", &name]);
+    let gone = within(std::time::Duration::from_secs(5), || !std::path::Path::new(&reader_proc).exists());
+    assert!(gone, "{who:?}: the reader outlived its container");
+}
+
+#[test]
+fn rootful_blocked_connections_are_audited() {
+    blocked_connections_are_audited(Who::Root);
+}
+
+#[test]
+fn rootless_blocked_connections_are_audited() {
+    blocked_connections_are_audited(Who::User);
+}
+
+/// `watch`: events from the three sources, as JSON lines, sanitised, ended by SIGTERM.
+fn watch_streams_events(who: Who) {
+    let Some((h, name)) = start_shielded(who, "watch", &["allowed.shield.test"], &["sleep", "600"], true, None) else {
+        return;
+    };
+    let e = env().unwrap_or_else(|| unreachable!());
+    let mut child = h
+        .cmd(&e.bin.join("terok-shield").display().to_string(), &["watch", &name])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| unreachable!());
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<String>>()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let script = "nslookup unlisted.shield.test >/dev/null; nc -w 2 unlisted.shield.test 80 </dev/null; true";
+    assert_eq!(h.podman(&["exec", &name, "sh", "-c", script]).code, 0);
+    // A query for a name with an escape sequence in it, to the container's dnsmasq.
+    let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout;
+    dns_query_from(&pid, &[b"bad\x1b[31m\x07", b"shield", b"test"]);
+    // dnsmasq 2.90 logs that as `<name unprintable>`; another dnsmasq might write it raw.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(h.state_dir(&name).join("dnsmasq.log"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    use std::io::Write;
+    writeln!(f, "Nov 25 00:00:00 dnsmasq[1]: 9 127.0.0.1/1 query[A] raw\x1b[31m\x07.shield.test from 127.0.0.1")
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(f);
+    assert_eq!(h.shield(&["allow", &name, ALLOWED_V4]).code, 0);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    terminate(&child, nix::sys::signal::Signal::SIGTERM);
+    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    let lines = lines.join().unwrap_or_default();
+    let text = lines.join("\n");
+    assert!(status.success(), "{who:?}: watch ended with {status}: {text}");
+    let events: Vec<serde_json::Value> =
+        lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect();
+    let has = |f: &dyn Fn(&serde_json::Value) -> bool| events.iter().any(f);
+    assert!(
+        has(&|e| e["source"] == "dns" && e["action"] == "blocked_query" && e["domain"] == "unlisted.shield.test"),
+        "{who:?}: {text}"
+    );
+    assert!(
+        has(&|e| e["source"] == "nflog"
+            && e["action"] == "queued_connection"
+            && e["dest"] == UNLISTED_V4
+            && e["port"] == 80
+            && e["domain"] == "unlisted.shield.test"),
+        "{who:?}: {text}"
+    );
+    assert!(has(&|e| e["source"] == "audit" && e["action"] == "allowed" && e["dest"] == ALLOWED_V4), "{who:?}: {text}");
+    assert!(!has(&|e| e["source"] == "dns" && e["domain"] == "allowed.shield.test"), "{who:?}: {text}");
+    assert!(
+        has(&|e| e["source"] == "dns" && e["domain"].as_str().is_some_and(|d| d.contains("[31m"))),
+        "{who:?}: {text}"
+    );
+    assert!(lines.iter().all(|l| !l.chars().any(|c| c.is_control()) && !l.contains("\\u00")), "{who:?}: {text:?}");
+    check_schema("watch-event", &events);
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_watch_streams_events() {
+    watch_streams_events(Who::Root);
+}
+
+#[test]
+fn rootless_watch_streams_events() {
+    watch_streams_events(Who::User);
+}
+
+/// The container starts, shielded, when its NFLOG reader cannot: the bridge hook is soft.
+fn starts_without_a_reader(who: Who) {
+    let Some(e) = env() else { return };
+    ensure_setup(who);
+    let h = Home::new(who);
+    h.profile("lab", &format!("+{ALLOWED_V4}\n"));
+    let name = format!("tsh-noreader-{}-{who:?}", std::process::id()).to_lowercase();
+    let out = h.shield(&["prepare", &name, "--profiles", "lab", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let flags: Vec<String> = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    // reader.log as a directory: the hook cannot open the reader's log, so it cannot start it.
+    h.sh(&format!("mkdir {}", h.state_dir(&name).join("reader.log").display()));
+    let mut args: Vec<&str> = vec!["run", "-d"];
+    args.extend(flags.iter().map(String::as_str));
+    args.extend([e.image.as_str(), "sleep", "600"]);
+    let out = h.podman(&args);
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    h.probe(&name, &format!("{who:?} without a reader"), &[(ALLOWED_V4, true), (UNLISTED_V4, false)]);
+    assert!(!h.state_dir(&name).join("reader.pid").exists());
+    let log = std::fs::read_to_string(h.state_dir(&name).join("hook-error.log")).unwrap_or_default();
+    assert!(log.contains("terok-shield bridge hook: cannot start the reader"), "{who:?}: {log}");
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_container_starts_when_the_reader_cannot() {
+    starts_without_a_reader(Who::Root);
+}
+
+#[test]
+fn rootless_container_starts_when_the_reader_cannot() {
+    starts_without_a_reader(Who::User);
+}
+
+/// `simple-clearance` on a pseudo-terminal: a blocked destination is asked about, a wrong
+/// answer is explained, `a` allows it (and the container then reaches it).
+fn simple_clearance(who: Who) {
+    let Some((h, name)) = start_shielded(who, "clear", &["allowed.shield.test"], &["sleep", "600"], true, None) else {
+        return;
+    };
+    let e = env().unwrap_or_else(|| unreachable!());
+    let pty = nix::pty::openpty(None, None).unwrap_or_else(|e| panic!("{e}"));
+    let slave = || std::process::Stdio::from(pty.slave.try_clone().unwrap_or_else(|e| panic!("{e}")));
+    let mut child = h
+        .cmd(&e.bin.join("terok-shield").display().to_string(), &["simple-clearance", &name])
+        .stdin(slave())
+        .stdout(slave())
+        .stderr(slave())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut term = std::fs::File::from(pty.master);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let mut term = term.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = term.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap_or_else(|p| p.into_inner()).push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let wait_for = |what: &str| {
+        let ok = within(std::time::Duration::from_secs(10), || {
+            seen.lock().unwrap_or_else(|p| p.into_inner()).contains(what)
+        });
+        assert!(ok, "no {what:?} on the terminal: {}", seen.lock().unwrap_or_else(|p| p.into_inner()));
+    };
+    wait_for("Watching for blocked connections... (Ctrl-C to stop)");
+    let script = "nslookup unlisted.shield.test >/dev/null; nc -w 2 unlisted.shield.test 80 </dev/null; true";
+    assert_eq!(h.podman(&["exec", &name, "sh", "-c", script]).code, 0);
+    wait_for(&format!("[BLOCKED] {UNLISTED_V4} (unlisted.shield.test) :80 — allow/deny? "));
+    use std::io::Write;
+    term.write_all(b"maybe\n").unwrap_or_else(|e| panic!("{e}"));
+    wait_for("  Unknown input. Type 'a' to allow or 'd' to deny.");
+    term.write_all(b"a\n").unwrap_or_else(|e| panic!("{e}"));
+    wait_for(&format!("  ✓ allowed {UNLISTED_V4} (unlisted.shield.test)"));
+    h.probe(&name, "after the verdict", &[(UNLISTED_V4, true)]);
+    terminate(&child, nix::sys::signal::Signal::SIGINT);
+    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "{status}");
+    drop(term);
+    drop(pty.slave);
+    let _ = reader;
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_simple_clearance_on_a_terminal() {
+    simple_clearance(Who::Root);
+}
+
+#[test]
+fn rootless_simple_clearance_on_a_terminal() {
+    simple_clearance(Who::User);
+}
+
+/// A stand-in clearance hub at `$XDG_RUNTIME_DIR/terok/events/<id12>/ingester.sock` of
+/// `who`: collects every line it is sent.
+struct Hub {
+    dir: PathBuf,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Hub {
+    fn listen(who: Who, id: &str) -> Hub {
+        let e = env().unwrap_or_else(|| unreachable!());
+        let uid: u32 = match who {
+            Who::Root => 0,
+            Who::User => run(Command::new("id").args(["-u", &e.user])).stdout.trim().parse().unwrap_or(0),
+        };
+        let dir = PathBuf::from(format!("/run/user/{uid}/terok/events/{}", &id[..12]));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let sock = dir.join("ingester.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap_or_else(|e| panic!("{e}"));
+        for p in [dir.parent().and_then(|p| p.parent()).unwrap_or(&dir), dir.parent().unwrap_or(&dir), &dir, &sock] {
+            let _ = nix::unistd::chown(p, Some(nix::unistd::Uid::from_raw(uid)), None);
+        }
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().map_while(Result::ok) {
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    use std::io::BufRead;
+                    for line in std::io::BufReader::new(conn).lines().map_while(Result::ok) {
+                        let v = serde_json::from_str(&line).unwrap_or_else(|e| panic!("hub got {line:?}: {e}"));
+                        sink.lock().unwrap_or_else(|p| p.into_inner()).push(v);
+                    }
+                });
+            }
+        });
+        Hub { dir, lines }
+    }
+
+    fn wait_for(&self, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let mut found = None;
+        within(std::time::Duration::from_secs(5), || {
+            found = self.lines.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|v| f(v)).cloned();
+            found.is_some()
+        });
+        found.unwrap_or_else(|| {
+            panic!("the hub got no {what}: {:?}", self.lines.lock().unwrap_or_else(|p| p.into_inner()))
+        })
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Hub events: `pending` for a blocked destination (with the container's dossier), the
+/// posture events of `up`/`down`, and `container_exited` when the container goes.
+fn hub_events(who: Who) {
+    let Some(e) = env() else { return };
+    ensure_setup(who);
+    let h = Home::new(who);
+    h.profile("lab", "+allowed.shield.test\n");
+    let name = format!("tsh-hub-{}-{who:?}", std::process::id()).to_lowercase();
+    let out = h.shield_with_test_dns(&["prepare", &name, "--profiles", "lab", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let flags: Vec<String> = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let mut args: Vec<&str> = vec!["run", "-d", "--annotation", "dossier.task=t-42"];
+    args.extend(flags.iter().map(String::as_str));
+    args.extend([e.image.as_str(), "sleep", "600"]);
+    let out = run(&mut with_test_dns(&h.cmd("podman", &args)));
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    let id = h.podman(&["inspect", "--format", "{{.Id}}", &name]).stdout.trim().to_string();
+    let hub = Hub::listen(who, &id);
+    let script = "nslookup unlisted.shield.test >/dev/null; nc -w 2 unlisted.shield.test 80 </dev/null; true";
+    assert_eq!(h.podman(&["exec", &name, "sh", "-c", script]).code, 0);
+    let p = hub.wait_for("pending", |v| v["type"] == "pending");
+    assert_eq!(
+        (&p["container"], &p["id"], &p["dest"], &p["port"], &p["proto"], &p["domain"], &p["dossier"]),
+        (
+            &serde_json::json!(name),
+            &serde_json::json!(format!("{name}:1")),
+            &serde_json::json!(UNLISTED_V4),
+            &serde_json::json!(80),
+            &serde_json::json!(6),
+            &serde_json::json!("unlisted.shield.test"),
+            &serde_json::json!({"task": "t-42"})
+        ),
+        "{who:?}: {p}"
+    );
+    assert!(p["ts"].as_str().is_some_and(|t| t.len() == "2026-01-01T00:00:00.000000+00:00".len()), "{p}");
+    for (args, kind) in [
+        (vec!["down", name.as_str(), "--container-id", id.as_str()], "shield_down"),
+        (vec!["down", name.as_str(), "--container-id", id.as_str(), "--disengage"], "shield_disengaged"),
+        (vec!["up", name.as_str(), "--container-id", id.as_str()], "shield_up"),
+    ] {
+        assert_eq!(h.shield(&args).code, 0);
+        let v = hub.wait_for(kind, |v| v["type"] == kind);
+        assert_eq!(v["container"], serde_json::json!(name), "{v}");
+    }
+    let out = h.podman(&["rm", "-f", &name]);
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    let v = hub.wait_for("container_exited", |v| v["type"] == "container_exited");
+    assert_eq!(v["reason"], "poststop", "{v}");
+}
+
+#[test]
+fn rootful_hub_events() {
+    hub_events(Who::Root);
+}
+
+#[test]
+fn rootless_hub_events() {
+    hub_events(Who::User);
+}
