@@ -42,7 +42,7 @@ fn bundle(root: &Path, name: &str, project: &str, live: &str) -> PathBuf {
     }
     std::fs::write(dir.join("policy/40-project-allow"), project).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.join("policy/live"), live).unwrap_or_else(|e| panic!("{e}"));
-    let facts = NetFacts { dns: "198.18.1.2".parse().unwrap_or_else(|e| panic!("{e}")), ..NetFacts::pasta() };
+    let facts = NetFacts { dns: Some("198.18.1.2".parse().unwrap_or_else(|e| panic!("{e}"))), ..NetFacts::pasta() };
     std::fs::write(dir.join("ruleset.nft"), ruleset_nft(&facts, &Seeds::default())).unwrap_or_else(|e| panic!("{e}"));
     dir
 }

@@ -6,8 +6,10 @@
 //! * [`overlay`]: last-writer-wins upserts into the live overlay.
 //! * [`profiles`]: profile-name validation and composition.
 //! * [`rebind`]: the ranges a DNS answer may not open.
+//! * [`domains`]: which names the shield's resolver answers.
 //! * [`names`]: container-name validation; [`sanitize`]: display-safe strings.
 
+pub mod domains;
 pub mod grammar;
 pub mod names;
 pub mod overlay;
@@ -17,6 +19,7 @@ pub mod sanitize;
 pub mod target;
 pub mod tiers;
 
+pub use domains::{DomainRules, DomainVerdict};
 pub use grammar::{parse_policy, render_policy, Action, Entry, LineError, PolicyError};
 pub use target::{IpNet, Target, TargetError};
 pub use tiers::{Effective, Tier, TierSet};

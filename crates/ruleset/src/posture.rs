@@ -49,18 +49,21 @@ fn set_match(set: SetId) -> String {
     format!("{} daddr @{set}", if set.is_v6() { "ip6" } else { "ip" })
 }
 
-/// Rules every posture but quarantine starts with: loopback, established flows, the IPv6
-/// neighbour discovery a dual-stack container needs, DNS to the forwarder only, host ports.
+/// Rules every posture but quarantine starts with: loopback (where the shield's resolver
+/// listens), established flows, the IPv6 neighbour discovery a dual-stack container needs,
+/// DNS to the forwarder only (none with the shield's resolver), host ports.
 fn preamble(f: &NetFacts, out: &mut Vec<String>) {
     out.push("oifname \"lo\" accept".into());
     out.push("ct state established,related accept".into());
     out.extend(neighbour_discovery_out());
-    let dns = match f.dns {
-        IpAddr::V4(a) => format!("ip daddr {a}"),
-        IpAddr::V6(a) => format!("ip6 daddr {a}"),
-    };
-    out.push(format!("udp dport 53 {dns} accept"));
-    out.push(format!("tcp dport 53 {dns} accept"));
+    if let Some(server) = f.dns {
+        let dns = match server {
+            IpAddr::V4(a) => format!("ip daddr {a}"),
+            IpAddr::V6(a) => format!("ip6 daddr {a}"),
+        };
+        out.push(format!("udp dport 53 {dns} accept"));
+        out.push(format!("tcp dport 53 {dns} accept"));
+    }
     for p in &f.loopback_ports {
         if let Some(gw) = f.gateway_v4 {
             out.push(format!("tcp dport {p} ip daddr {gw} accept"));

@@ -78,13 +78,57 @@ pub fn dnsmasq_nftsets() -> String {
     format!("4#{TABLE_FAMILY}#{TABLE_NAME}#{v4},6#{TABLE_FAMILY}#{TABLE_NAME}#{v6}")
 }
 
-/// The elements of an `nft list set` listing (`elements = { a, b/24 expires 29m, … }`);
-/// whatever does not parse as an address or network is skipped.
-pub fn listed_elements(listing: &str) -> Vec<IpNet> {
+/// `add element … { e1 timeout 60s, e2 timeout 3600s }`: elements of a timeout set, each
+/// with the seconds it has left (at least one).
+pub fn add_timed_elements(set: SetId, elements: &[(IpNet, u64)]) -> String {
+    let list: Vec<String> = elements.iter().map(|(e, secs)| format!("{e} timeout {}s", (*secs).max(1))).collect();
+    format!("add element {TABLE} {set} {{ {} }}\n", list.join(", "))
+}
+
+/// The elements of a timeout set's listing with the whole seconds each has left
+/// (`expires 29m59s123ms` is 1799 s); `None` for an element the listing gives no expiry.
+pub fn listed_timed_elements(listing: &str) -> Vec<(IpNet, Option<u64>)> {
     let Some(body) = listing.split("elements = {").nth(1).and_then(|b| b.split('}').next()) else {
         return Vec::new();
     };
-    body.split(',').filter_map(|atom| atom.split_whitespace().next()).filter_map(|t| t.parse().ok()).collect()
+    body.split(',')
+        .filter_map(|atom| {
+            let mut words = atom.split_whitespace();
+            let net: IpNet = words.next()?.parse().ok()?;
+            let rest: Vec<&str> = words.collect();
+            let expires =
+                rest.iter().position(|w| *w == "expires").and_then(|i| rest.get(i + 1)).and_then(|t| seconds(t));
+            Some((net, expires))
+        })
+        .collect()
+}
+
+/// nft's duration text (`1h2m3s456ms`, `59s`, `250ms`) in whole seconds.
+fn seconds(text: &str) -> Option<u64> {
+    let mut total_ms: u64 = 0;
+    let mut num = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        let unit_ms = match c {
+            'd' => 86_400_000,
+            'h' => 3_600_000,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
+            'm' => 60_000,
+            's' => 1000,
+            _ => return None,
+        };
+        total_ms = total_ms.checked_add(n.checked_mul(unit_ms)?)?;
+    }
+    num.is_empty().then_some(total_ms / 1000)
 }
 
 #[cfg(test)]
@@ -116,10 +160,28 @@ mod tests {
     }
 
     #[test]
+    fn timed_listings_and_durations() {
+        let listing =
+            "elements = { 198.51.100.10 timeout 1m expires 59s860ms, 198.51.100.11 expires 1h2m3s, 10.0.0.1 }";
+        assert_eq!(
+            listed_timed_elements(listing),
+            [(n("198.51.100.10"), Some(59)), (n("198.51.100.11"), Some(3723)), (n("10.0.0.1"), None)]
+        );
+        assert_eq!(seconds("250ms"), Some(0));
+        assert_eq!(seconds("2d"), Some(172_800));
+        assert_eq!(seconds("5x"), None);
+        assert_eq!(seconds("12"), None);
+        assert_eq!(
+            add_timed_elements(SetId::learned(false), &[(n("198.51.100.10"), 59), (n("198.51.100.11"), 0)]),
+            "add element inet terok_shield t40_dns_v4 { 198.51.100.10 timeout 59s, 198.51.100.11 timeout 1s }\n"
+        );
+    }
+
+    #[test]
     fn set_listings() {
         let listing = "table inet terok_shield {\n\tset t40_dns_v4 {\n\t\ttype ipv4_addr\n\t\tflags timeout\n\t\telements = { 198.51.100.10 expires 29m59s, 198.51.100.11 timeout 30m expires 1m }\n\t}\n}\n";
-        assert_eq!(listed_elements(listing), [n("198.51.100.10"), n("198.51.100.11")]);
-        assert!(listed_elements("set x { type ipv4_addr }").is_empty());
-        assert_eq!(listed_elements("elements = { 10.0.0.0/8, bogus }"), [n("10.0.0.0/8")]);
+        assert_eq!(listed_timed_elements(listing), [(n("198.51.100.10"), Some(1799)), (n("198.51.100.11"), Some(60))]);
+        assert!(listed_timed_elements("set x { type ipv4_addr }").is_empty());
+        assert_eq!(listed_timed_elements("elements = { 10.0.0.0/8, bogus }"), [(n("10.0.0.0/8"), None)]);
     }
 }

@@ -18,6 +18,17 @@ fn pasta_tables() {
     }
 }
 
+/// With the shield's own resolver no DNS rule is there at all: port 53 to any upstream is
+/// refused like any other destination.
+#[test]
+fn resolver_tables_have_no_dns_rule() {
+    for p in POSTURES {
+        let text = render_table(p, &slirp_with_ports().without_dns());
+        assert!(!text.contains("dport 53"), "{}", p.label());
+        insta::assert_snapshot!(format!("resolver_{}", p.label()), text);
+    }
+}
+
 #[test]
 fn slirp4netns_tables_with_loopback_ports() {
     for p in POSTURES {

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use terok_shield_policy::names::validate_profile_name;
 
+use crate::dns::{DnsMode, TtlClamp};
 use crate::error::{Error, Result};
 
 /// `mode:` of config.yml. Both values mean hook mode (the only one there is), so the key is
@@ -28,12 +29,29 @@ struct RawAudit {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawDns {
+    tier: Option<String>,
+    ttl_min: Option<u32>,
+    ttl_max: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default, rename = "mode")]
     _mode: Mode,
     default_profiles: Option<Vec<String>>,
     audit: Option<RawAudit>,
     dnsmasq_path: Option<PathBuf>,
+    dns: Option<RawDns>,
+}
+
+/// `dns.tier`: a DNS mode, or `auto` (the best dnsmasq-based or lookup mode the host has,
+/// as before the shield had its own resolver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsChoice {
+    Auto,
+    Mode(DnsMode),
 }
 
 /// The validated configuration.
@@ -42,11 +60,21 @@ pub struct Config {
     pub default_profiles: Vec<String>,
     pub audit_enabled: bool,
     pub dnsmasq_path: Option<PathBuf>,
+    /// How names reach the allow sets; the shield's resolver unless configured.
+    pub dns_tier: DnsChoice,
+    /// How long an address the resolver learned stays allowed.
+    pub dns_ttl: TtlClamp,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { default_profiles: vec!["dev-standard".into()], audit_enabled: true, dnsmasq_path: None }
+        Config {
+            default_profiles: vec!["dev-standard".into()],
+            audit_enabled: true,
+            dnsmasq_path: None,
+            dns_tier: DnsChoice::Mode(DnsMode::Resolver),
+            dns_ttl: TtlClamp::default(),
+        }
     }
 }
 
@@ -108,6 +136,22 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded> {
         }
         config.dnsmasq_path = Some(p);
     }
+    if let Some(dns) = raw.dns {
+        if let Some(t) = dns.tier {
+            config.dns_tier = match t.as_str() {
+                "auto" => DnsChoice::Auto,
+                other => DnsChoice::Mode(DnsMode::parse(other).ok_or_else(|| {
+                    invalid(format!(
+                        "dns.tier: unknown tier {} (resolver, auto, dnsmasq-live, dnsmasq-static, lookup, getent)",
+                        terok_shield_policy::sanitize::quoted(other)
+                    ))
+                })?),
+            };
+        }
+        let min = dns.ttl_min.unwrap_or(config.dns_ttl.min);
+        let max = dns.ttl_max.unwrap_or(config.dns_ttl.max.max(min));
+        config.dns_ttl = TtlClamp::new(min, max).map_err(|e| invalid(format!("dns: {e}")))?;
+    }
     Ok(Loaded { config, warnings: Vec::new() })
 }
 
@@ -151,6 +195,12 @@ mod tests {
         assert_eq!(c.default_profiles, ["base", "dev-node"]);
         assert!(!c.audit_enabled);
         assert_eq!(c.dnsmasq_path.as_deref(), Some(Path::new("/usr/sbin/dnsmasq")));
+        assert_eq!(c.dns_tier, DnsChoice::Mode(DnsMode::Resolver));
+        let c =
+            parse("dns:\n  tier: dnsmasq-live\n  ttl_min: 2\n", Path::new("x")).map(|l| l.config).unwrap_or_default();
+        assert_eq!((c.dns_tier, c.dns_ttl.min, c.dns_ttl.max), (DnsChoice::Mode(DnsMode::DnsmasqNftset), 2, 3600));
+        let c = parse("dns: {tier: auto, ttl_max: 600}\n", Path::new("x")).map(|l| l.config).unwrap_or_default();
+        assert_eq!((c.dns_tier, c.dns_ttl.max), (DnsChoice::Auto, 600));
     }
 
     #[test]
@@ -174,6 +224,12 @@ mod tests {
             ("default_profiles: base\n", "default_profiles: invalid type"),
             ("audit:\n  enabled: 3\n", "audit.enabled: invalid type"),
             ("dnsmasq_path: dnsmasq\n", "dnsmasq_path: dnsmasq is not an absolute path"),
+            ("dns:\n  tier: bind9\n", "dns.tier: unknown tier 'bind9'"),
+            ("dns:\n  ttl_min: 0\n", "dns: ttl_min must be at least 1"),
+            ("dns:\n  ttl_min: 600\n  ttl_max: 60\n", "dns: ttl_max (60) is below ttl_min (600)"),
+            ("dns:\n  ttl_max: 999999\n", "dns: ttl_max must be at most 86400"),
+            ("dns:\n  ttl: 5\n", "dns.ttl: unknown field"),
+            ("dns:\n  ttl_min: -1\n", "dns.ttl_min: invalid value"),
         ] {
             let got = check(text);
             assert!(got.starts_with("ERR invalid /c/config.yml: ") && got.contains(expect), "{text:?}: {got}");

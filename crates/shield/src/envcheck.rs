@@ -40,7 +40,7 @@ pub fn check_environment(
     probe_dir: Option<&Path>,
 ) -> EnvironmentCheck {
     let mut issues = Vec::new();
-    let dns_mode = match dns::detect(config.dnsmasq_path.as_deref(), probe_dir) {
+    let dns_mode = match dns::choose(config.dns_tier, config.dnsmasq_path.as_deref(), probe_dir) {
         Ok(d) => {
             if let Some(bin) = &d.apparmor_blocked {
                 issues.push(format!(

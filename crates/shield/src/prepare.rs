@@ -88,15 +88,26 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
         tiers.live = read_tier(&state_dir, Tier::Live)?;
     }
 
-    let (net, facts) = network(ctx)?;
+    let (net, base) = network(ctx)?;
     let mut notes = Vec::new();
     let parent = ctx.state_root.join("containers");
     fsutil::mkdir_700(&parent)?;
     let parent = std::fs::canonicalize(&parent).map_err(|e| Error::io(&parent, e))?;
     let state_dir = parent.join(state_dir.file_name().unwrap_or_default());
     let probe_dir = if existing { &state_dir } else { &parent };
-    let detection = crate::dns::detect(ctx.config.dnsmasq_path.as_deref(), Some(probe_dir))?;
+    let detection = crate::dns::choose(ctx.config.dns_tier, ctx.config.dnsmasq_path.as_deref(), Some(probe_dir))?;
     let mode = detection.mode;
+    // The shield's resolver asks the host's own nameserver from the host's network namespace,
+    // and the container reaches no DNS server at all; every other mode forwards from inside
+    // the container to one upstream the ruleset lets through.
+    let (facts, upstream) = match (mode, &net, base.dns) {
+        (DnsMode::Resolver, _, _) => (base.without_dns(), crate::dns::resolv_conf::host_first()),
+        (_, Net::Rootful, _) => {
+            let dns = crate::dns::resolv_conf::host_nameserver()?;
+            (NetFacts { dns: Some(dns), ..base }, Some(dns))
+        }
+        (_, _, dns) => (base, dns),
+    };
     if !mode.hint().is_empty() {
         notes.push(format!("DNS tier {}: {}", mode.as_str(), mode.hint()));
     }
@@ -119,7 +130,7 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
     let dns = crate::bundle::dns::plan(&crate::bundle::dns::Inputs {
         effective: &effective,
         mode,
-        upstream: facts.dns,
+        upstream,
         runtime: req.runtime,
         caches: crate::bundle::dns::Caches {
             state_dir: &state_dir,
@@ -141,7 +152,8 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
     };
     files.extend(dns.files.iter().cloned());
     files.extend([
-        (UPSTREAM_DNS.to_string(), format!("{}\n", facts.dns)),
+        (UPSTREAM_DNS.to_string(), upstream.map(|u| format!("{u}\n")).unwrap_or_default()),
+        (DNS_TTL.to_string(), ctx.config.dns_ttl.to_line()),
         (DNS_TIER.to_string(), format!("{}\n", mode.as_str())),
         (DNSMASQ_COMMAND.to_string(), format!("{}\n", detection.dnsmasq_command.as_deref().unwrap_or(""))),
         (NETWORK_MODE.to_string(), format!("{network_mode}\n")),
@@ -171,7 +183,7 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
             audit(Row::new(c, "dns_rebind").dest(&a.to_string()).detail("refused at resolution"));
         }
     }
-    let flags = flags(&net, &state_dir, &req.container, &profile_names, ctx.config.audit_enabled, facts.dns, mode);
+    let flags = flags(&net, &state_dir, &req.container, &profile_names, ctx.config.audit_enabled, upstream, mode);
     Ok(Prepared { flags, state_dir, notes })
 }
 
@@ -203,10 +215,11 @@ pub fn resolve(ctx: &Context, container: &str, force: bool) -> Result<(Vec<IpNet
     Ok((kept, refused.into_iter().map(|a| crate::bundle::dns::refused_note(a, None)).collect()))
 }
 
+/// How the container reaches the network, and its facts (a rootful container's DNS
+/// upstream is chosen with the DNS mode).
 fn network(ctx: &Context) -> Result<(Net, NetFacts)> {
     if ctx.env.real_root {
-        let dns = crate::dns::resolv_conf::host_nameserver()?;
-        return Ok((Net::Rootful, NetFacts { dns, ..NetFacts::pasta() }));
+        return Ok((Net::Rootful, NetFacts::pasta().without_dns()));
     }
     let facts = podman::facts(ctx.env, ctx.ns_dir)?;
     Ok(match facts.network {
@@ -222,7 +235,7 @@ fn flags(
     container: &str,
     profiles: &[String],
     audit: bool,
-    dns: IpAddr,
+    dns: Option<IpAddr>,
     mode: DnsMode,
 ) -> Vec<String> {
     let mut f: Vec<String> = Vec::new();
@@ -249,7 +262,7 @@ fn flags(
         ("state_dir", sd.to_string()),
         ("version", BUNDLE_VERSION.to_string()),
         ("audit_enabled", audit.to_string()),
-        ("upstream_dns", dns.to_string()),
+        ("upstream_dns", dns.map(|d| d.to_string()).unwrap_or_default()),
         ("dns_tier", mode.as_str().to_string()),
     ] {
         f.extend(["--annotation".into(), format!("terok.shield.{k}={v}")]);

@@ -43,7 +43,7 @@ fn every_posture_loads_lists_back_and_verifies() {
         return;
     }
     let ns = Netns::new("postures");
-    for facts in [NetFacts::pasta(), slirp_with_ports()] {
+    for facts in [NetFacts::pasta(), slirp_with_ports(), slirp_with_ports().without_dns()] {
         for (posture, state) in POSTURES {
             let text = render_table(posture, &facts);
             ns.nft_check(&text).unwrap_or_else(|e| panic!("{posture:?}: nft -c refused the table: {e}"));
@@ -129,7 +129,7 @@ fn up_allows_only_the_allowlist_on_both_families() {
         t20_security_deny: vec![net(HOST_DENIED_V4)],
         ..Seeds::default()
     };
-    let facts = NetFacts { dns: "198.18.1.2".parse().unwrap_or_else(|e| panic!("{e}")), ..NetFacts::pasta() };
+    let facts = NetFacts { dns: Some("198.18.1.2".parse().unwrap_or_else(|e| panic!("{e}"))), ..NetFacts::pasta() };
     lab.client.nft_load(&ruleset_nft(&facts, &seeds)).unwrap_or_else(|e| panic!("{e}"));
     expect(&lab, HOST_ALLOWED_V6, 3, Probe::Answered, "allowlisted IPv6 host");
     expect(&lab, HOST_ALLOWED_V4, 3, Probe::Answered, "allowlisted IPv4 host");

@@ -11,7 +11,7 @@ use terok_shield::observe::hub::{self, Emitter};
 use terok_shield::observe::reader::{self, ReaderSpec};
 use terok_shield::report::Report;
 
-const USAGE: &str = "usage: reader <state_dir> <container> [--emit=socket|json] [--annotations=JSON] [--container-id=ID] [--hub-socket=PATH] [--netns-pid=PID]";
+const USAGE: &str = "usage: reader <state_dir> <container> [--emit=socket|json] [--annotations=JSON] [--container-id=ID] [--hub-socket=PATH] [--netns-pid=PID] [--dns=ADDR]";
 
 /// Parse the arguments after `reader`; warnings (an ignored option value) go to `warn`.
 pub fn parse(args: &[String], warn: &mut dyn FnMut(&str)) -> Result<ReaderSpec, String> {
@@ -34,6 +34,7 @@ pub fn parse(args: &[String], warn: &mut dyn FnMut(&str)) -> Result<ReaderSpec, 
             Some(("--container-id", v)) => a.container_id = v.to_string(),
             Some(("--hub-socket", v)) => a.hub_socket = Some(PathBuf::from(v)).filter(|p| !p.as_os_str().is_empty()),
             Some(("--netns-pid", v)) => a.netns_pid = Some(v.parse().map_err(|_| format!("bad --netns-pid {v:?}"))?),
+            Some(("--dns", v)) => a.dns = Some(v.parse().map_err(|_| format!("bad --dns {v:?}"))?),
             _ if arg.starts_with("--") => return Err(format!("unknown option {arg:?}")),
             _ => positional.push(arg.clone()),
         }
@@ -90,9 +91,24 @@ pub fn main(args: &[String]) -> u8 {
             return 1;
         }
     };
-    match reader::run(&spec, emitter, stop.as_fd(), &say) {
+    // With --dns, the hook that started us waits for one line on stdout: `ready` once the
+    // resolver answers, or why it does not. After that, stdout is the log like stderr.
+    let mut said = spec.dns.is_none();
+    let mut ready = || {
+        if !said {
+            println!("ready");
+            let _ = std::io::stdout().flush();
+            let _ = nix::unistd::dup2_stdout(std::io::stderr());
+            said = true;
+        }
+    };
+    let result = reader::run(&spec, emitter, stop.as_fd(), &say, &mut ready);
+    match result {
         Ok(()) => 0,
         Err(e) => {
+            if spec.dns.is_some() {
+                println!("{e}");
+            }
             eprintln!("nflog reader: {e}");
             1
         }
@@ -142,6 +158,7 @@ mod tests {
             container_id: "0123456789abcdef".into(),
             hub_socket: Some("/run/h.sock".into()),
             netns_pid: Some(7),
+            dns: Some([169, 254, 1, 3].into()),
         };
         assert_eq!(parse(&spec.args(), &mut |_| {}), Ok(spec));
     }

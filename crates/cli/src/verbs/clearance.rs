@@ -26,6 +26,15 @@ struct Blocked {
 }
 
 impl Blocked {
+    /// `<label> :<port>` for a connection; `<name> (name lookup)` for a refused name.
+    fn shown(&self) -> String {
+        if self.port == 0 && self.domain.is_empty() && self.dest.parse::<std::net::IpAddr>().is_err() {
+            format!("{} (name lookup)", self.dest)
+        } else {
+            format!("{} :{}", self.label(), self.port)
+        }
+    }
+
     fn label(&self) -> String {
         if self.domain.is_empty() {
             self.dest.clone()
@@ -80,16 +89,24 @@ pub fn run(ctx: &Context, name: &str) -> CliResult {
         for line in take_lines(&mut from_reader) {
             let Ok(serde_json::Value::Object(e)) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
             let s = |k: &str| sanitize_wire(e.get(k).and_then(|v| v.as_str()).unwrap_or(""), 256);
-            if s("action") != "queued_connection" || !asked.insert(s("dest")) {
+            // A refused connection is asked about by address; a refused name (the shield's
+            // resolver) by name, before any address exists.
+            let b = match s("action").as_str() {
+                "queued_connection" => Blocked {
+                    dest: s("dest"),
+                    port: e.get("port").and_then(|p| p.as_u64()).unwrap_or(0),
+                    domain: s("domain"),
+                },
+                "blocked_query" if !s("domain").is_empty() => {
+                    Blocked { dest: s("domain"), port: 0, domain: String::new() }
+                }
+                _ => continue,
+            };
+            if !asked.insert(b.dest.clone()) {
                 continue;
             }
-            let b = Blocked {
-                dest: s("dest"),
-                port: e.get("port").and_then(|p| p.as_u64()).unwrap_or(0),
-                domain: s("domain"),
-            };
             if !queue.is_empty() {
-                say(&mut term, &format!("\n[BLOCKED] {} :{} (queued)", b.label(), b.port));
+                say(&mut term, &format!("\n[BLOCKED] {} (queued)", b.shown()));
             }
             queue.push_back(b);
             prompt(&mut term, &queue);
@@ -127,7 +144,7 @@ pub fn run(ctx: &Context, name: &str) -> CliResult {
 
 fn prompt(term: &mut std::io::Stdout, queue: &VecDeque<Blocked>) {
     if let Some(head) = queue.front() {
-        let _ = write!(term, "[BLOCKED] {} :{} — allow/deny? ", head.label(), head.port);
+        let _ = write!(term, "[BLOCKED] {} — allow/deny? ", head.shown());
         let _ = term.flush();
     }
 }

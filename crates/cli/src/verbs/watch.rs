@@ -28,7 +28,7 @@ pub fn run(ctx: &Context, name: &str) -> CliResult {
     let Some(mode) = bundle.dns_mode()? else {
         return Err(CliError::Message("DNS tier not set — container may not be shielded.".into()));
     };
-    if !mode.runs_dnsmasq() {
+    if !mode.runs_dnsmasq() && !mode.follows_answers() {
         eprintln!("DNS tier {}: events carry IP addresses only.", mode.as_str());
     }
     process::harden();

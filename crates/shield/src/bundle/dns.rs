@@ -37,8 +37,9 @@ impl Runtime {
         }
     }
 
-    /// Where dnsmasq listens inside the container.
-    pub fn dnsmasq_bind(self) -> IpAddr {
+    /// Where the container's own DNS server (the shield's resolver, or dnsmasq) listens
+    /// inside its network namespace.
+    pub fn local_dns(self) -> IpAddr {
         match self {
             Runtime::Default => IpAddr::V4(Ipv4Addr::LOCALHOST),
             Runtime::Krun => IpAddr::V4(Ipv4Addr::new(169, 254, 1, 3)),
@@ -88,7 +89,9 @@ impl Caches<'_> {
 pub struct Inputs<'a> {
     pub effective: &'a Effective,
     pub mode: DnsMode,
-    pub upstream: IpAddr,
+    /// The one server a dnsmasq or lookup mode's container forwards to; the resolver needs
+    /// none here (it reads the host's resolv.conf itself).
+    pub upstream: Option<IpAddr>,
     pub runtime: Runtime,
     pub caches: Caches<'a>,
 }
@@ -169,21 +172,25 @@ pub fn plan(i: &Inputs) -> Result<Plan> {
     }
     p.notes.extend(p.refused.iter().map(|a| refused_note(*a, None)));
     let nameserver = if i.mode.runs_dnsmasq() {
+        let upstream = i.upstream.ok_or(DnsError::NoNameserver)?;
         p.files.push((
             DNSMASQ_CONF.to_string(),
             dnsmasq_conf(
                 i.effective,
                 i.mode,
-                (i.runtime.dnsmasq_bind(), i.upstream),
+                (i.runtime.local_dns(), upstream),
                 i.caches.state_dir,
                 &p.override_resolved,
                 i.caches.report,
             )?,
         ));
-        i.runtime.dnsmasq_bind()
+        i.runtime.local_dns()
     } else {
         p.stale.extend([DNSMASQ_CONF, "dnsmasq.pid", "dnsmasq.log", "dnsmasq.bin"]);
-        i.upstream
+        match i.mode {
+            DnsMode::Resolver => i.runtime.local_dns(),
+            _ => i.upstream.ok_or(DnsError::NoNameserver)?,
+        }
     };
     p.files.push((RESOLV_CONF.to_string(), format!("nameserver {nameserver}\noptions ndots:0\n")));
     Ok(p)
@@ -236,8 +243,8 @@ pub fn refresh_dnsmasq_conf(bundle: &Bundle, report: Reporter) -> Result<bool> {
     let bind = std::fs::read_to_string(bundle.path(DNSMASQ_CONF))
         .ok()
         .and_then(|c| crate::dns::conf::listen_address(&c))
-        .filter(|a| [Runtime::Default, Runtime::Krun].map(Runtime::dnsmasq_bind).contains(a))
-        .unwrap_or(Runtime::Default.dnsmasq_bind());
+        .filter(|a| [Runtime::Default, Runtime::Krun].map(Runtime::local_dns).contains(a))
+        .unwrap_or(Runtime::Default.local_dns());
     let effective = read_tiers(&bundle.dir)?.effective();
     let overrides = bundle.read_addresses(OVERRIDE_RESOLVED)?;
     let text = dnsmasq_conf(&effective, mode, (bind, upstream), &bundle.dir, &overrides, report)?;

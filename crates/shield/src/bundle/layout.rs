@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 pub const RULESET: &str = "ruleset.nft";
 pub const UPSTREAM_DNS: &str = "upstream.dns";
 pub const DNS_TIER: &str = "dns.tier";
+/// The resolver's TTL bounds (`<min> <max>` seconds).
+pub const DNS_TTL: &str = "dns.ttl";
 pub const DNSMASQ_COMMAND: &str = "dnsmasq.command";
 pub const DNSMASQ_BIN: &str = "dnsmasq.bin";
 pub const DNSMASQ_CONF: &str = "dnsmasq.conf";

@@ -5,17 +5,70 @@
 pub(crate) mod cache;
 pub(crate) mod conf;
 pub(crate) mod dnsmasq;
+pub(crate) mod message;
 pub(crate) mod mode;
 pub(crate) mod resolv_conf;
 pub(crate) mod resolve;
+pub(crate) mod resolver;
 pub(crate) mod wire;
 
 use std::path::PathBuf;
 
-pub(crate) use mode::detect;
+pub(crate) use mode::choose;
 pub use mode::DnsMode;
 
 use crate::exec::ExecError;
+
+/// The bounds on how long an address the resolver learned stays in the allow sets, in
+/// seconds: the answer's TTL, raised to `min` (a TTL of 0 must still let the first
+/// connection through) and cut to `max` (an owner who moved the name away does not keep the
+/// old address open for long). Flows already open outlive the element: the firewall accepts
+/// established connections before it looks at any set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlClamp {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl Default for TtlClamp {
+    fn default() -> Self {
+        TtlClamp { min: 60, max: 3600 }
+    }
+}
+
+impl TtlClamp {
+    /// The longest `max` accepted: a day.
+    pub const LIMIT: u32 = 86_400;
+
+    pub fn new(min: u32, max: u32) -> Result<TtlClamp, String> {
+        if min == 0 {
+            return Err("ttl_min must be at least 1".into());
+        }
+        if max > Self::LIMIT {
+            return Err(format!("ttl_max must be at most {}", Self::LIMIT));
+        }
+        if max < min {
+            return Err(format!("ttl_max ({max}) is below ttl_min ({min})"));
+        }
+        Ok(TtlClamp { min, max })
+    }
+
+    /// How long an answer with `ttl` keeps its address allowed.
+    pub fn timeout(self, ttl: u32) -> u32 {
+        ttl.clamp(self.min, self.max)
+    }
+
+    /// `"<min> <max>"`, as `dns.ttl` in a bundle holds it.
+    pub fn to_line(self) -> String {
+        format!("{} {}\n", self.min, self.max)
+    }
+
+    pub fn parse(line: &str) -> Option<TtlClamp> {
+        let mut w = line.split_whitespace();
+        let (min, max) = (w.next()?.parse().ok()?, w.next()?.parse().ok()?);
+        TtlClamp::new(min, max).ok()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -45,6 +98,16 @@ pub enum DnsError {
     ControlCharacters(String),
     #[error("Cannot reload dnsmasq: upstream DNS not persisted in state")]
     NoUpstream,
+    /// `dns.tier` names a mode this host cannot run.
+    #[error("dns.tier {tier}: {why}")]
+    TierUnavailable { tier: &'static str, why: &'static str },
+    /// The host's resolv.conf names no nameserver the resolver could ask.
+    #[error("no nameserver in the host's /etc/resolv.conf: the shield's resolver has nothing to ask")]
+    NoUpstreamServer,
+    #[error("cannot open a socket to the nameserver {server}: {reason}")]
+    UpstreamSocket { server: std::net::SocketAddr, reason: String },
+    #[error("the resolver cannot listen on {addr}: {reason}")]
+    ResolverBind { addr: std::net::SocketAddr, reason: String },
     #[error("no non-loopback nameserver in /etc/resolv.conf or /run/systemd/resolve/resolv.conf: a rootful container needs one")]
     NoNameserver,
 }

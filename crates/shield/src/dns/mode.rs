@@ -6,12 +6,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::DnsError;
+use crate::config::DnsChoice;
 use crate::error::Result;
 use crate::{exec, tools};
 
 /// How domain allowlists reach the allow sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DnsMode {
+    /// The shield's own resolver, in the container's helper: it answers only allowed names,
+    /// adds each answer's addresses to the sets before replying, and nothing else leaves.
+    Resolver,
     /// dnsmasq fills the sets from each answer (`--nftset`); written `dnsmasq-live`.
     DnsmasqNftset,
     /// dnsmasq serves and sinkholes; addresses are resolved once at launch.
@@ -25,6 +29,7 @@ pub enum DnsMode {
 impl DnsMode {
     pub fn as_str(self) -> &'static str {
         match self {
+            DnsMode::Resolver => "resolver",
             DnsMode::DnsmasqNftset => "dnsmasq-live",
             DnsMode::DnsmasqStatic => "dnsmasq-static",
             DnsMode::Lookup => "lookup",
@@ -35,6 +40,7 @@ impl DnsMode {
     /// Read a `dns.tier` value; retired names map to their successors.
     pub fn parse(s: &str) -> Option<DnsMode> {
         match s.trim() {
+            "resolver" => Some(DnsMode::Resolver),
             "dnsmasq-live" | "dnsmasq" => Some(DnsMode::DnsmasqNftset),
             "dnsmasq-static" => Some(DnsMode::DnsmasqStatic),
             "lookup" | "dig" => Some(DnsMode::Lookup),
@@ -45,7 +51,7 @@ impl DnsMode {
 
     /// The allow sets follow each DNS answer (names resolved at launch are not enough).
     pub fn follows_answers(self) -> bool {
-        self == DnsMode::DnsmasqNftset
+        matches!(self, DnsMode::Resolver | DnsMode::DnsmasqNftset)
     }
 
     pub fn runs_dnsmasq(self) -> bool {
@@ -55,7 +61,7 @@ impl DnsMode {
     /// What a degraded mode loses; empty for the one that follows answers.
     pub fn hint(self) -> &'static str {
         match self {
-            DnsMode::DnsmasqNftset => "",
+            DnsMode::Resolver | DnsMode::DnsmasqNftset => "",
             DnsMode::DnsmasqStatic => "dnsmasq lacks nftset support, so allowlisted names are resolved once at launch and address rotation is not followed. A dnsmasq built with nftset restores live following.",
             DnsMode::Lookup => "no usable dnsmasq, so allowlisted names are resolved once at launch with dig/drill, address rotation is not followed and block events carry addresses only. A dnsmasq built with nftset restores both.",
             DnsMode::Getent => "no usable dnsmasq and no dig/drill, so allowlisted names are resolved once at launch with getent, address rotation is not followed and block events carry addresses only. A dnsmasq built with nftset restores both.",
@@ -81,6 +87,31 @@ pub fn locate_dnsmasq(configured: Option<&Path>) -> Result<Option<(String, PathB
         Some(p) if p.is_absolute() && tools::is_executable(p) => Ok(Some((p.display().to_string(), p.to_path_buf()))),
         Some(p) => Err(DnsError::BadDnsmasqPath(p.to_path_buf()).into()),
         None => Ok(tools::find("dnsmasq").map(|b| ("dnsmasq".to_string(), b))),
+    }
+}
+
+/// The mode `choice` asks for, on this host: the resolver as it is, `auto` detected, and
+/// an explicit dnsmasq or lookup mode only when the host has what it needs.
+pub fn choose(choice: DnsChoice, configured_dnsmasq: Option<&Path>, probe_dir: Option<&Path>) -> Result<Detection> {
+    let wanted = match choice {
+        DnsChoice::Mode(DnsMode::Resolver) => {
+            return Ok(Detection { mode: DnsMode::Resolver, dnsmasq_command: None, apparmor_blocked: None })
+        }
+        DnsChoice::Auto => return detect(configured_dnsmasq, probe_dir),
+        DnsChoice::Mode(m) => m,
+    };
+    let found = detect(configured_dnsmasq, probe_dir)?;
+    let unavailable = |why: &'static str| Err(DnsError::TierUnavailable { tier: wanted.as_str(), why }.into());
+    match (wanted, found.mode) {
+        (w, f) if w == f => Ok(found),
+        (DnsMode::DnsmasqStatic, DnsMode::DnsmasqNftset) => Ok(Detection { mode: wanted, ..found }),
+        (DnsMode::Getent, _) => Ok(Detection { mode: wanted, dnsmasq_command: None, ..found }),
+        (DnsMode::Lookup, _) if tools::find("dig").is_some() || tools::find("drill").is_some() => {
+            Ok(Detection { mode: wanted, dnsmasq_command: None, ..found })
+        }
+        (DnsMode::Lookup, _) => unavailable("neither dig nor drill is on PATH"),
+        (DnsMode::DnsmasqNftset, DnsMode::DnsmasqStatic) => unavailable("this dnsmasq is built without nftset"),
+        _ => unavailable("no usable dnsmasq (install dnsmasq-base, or see docs/apparmor.md)"),
     }
 }
 
@@ -130,7 +161,7 @@ mod tests {
 
     #[test]
     fn mode_names() {
-        for t in [DnsMode::DnsmasqNftset, DnsMode::DnsmasqStatic, DnsMode::Lookup, DnsMode::Getent] {
+        for t in [DnsMode::Resolver, DnsMode::DnsmasqNftset, DnsMode::DnsmasqStatic, DnsMode::Lookup, DnsMode::Getent] {
             assert_eq!(DnsMode::parse(t.as_str()), Some(t));
             assert_eq!(t.hint().is_empty(), t.follows_answers());
         }

@@ -5,6 +5,7 @@
 //! its business. What the hook has to say goes to a [`HookLog`].
 
 mod bridge_hook;
+mod helper_proc;
 mod nft_hook;
 mod oci_state;
 mod statedir;
@@ -94,6 +95,10 @@ pub enum HookError {
     ReaderNoPid,
     #[error("cannot start the reader: {0}")]
     ReaderStart(#[source] std::io::Error),
+    #[error("the shield's resolver did not start: {0}")]
+    ResolverNotReady(String),
+    #[error("resolv.conf of the bundle names {0}, where the resolver cannot listen")]
+    ResolverAddress(String),
     #[error("cannot record the reader's pid: {0}")]
     ReaderPid(#[source] Box<crate::Error>),
 }
@@ -109,7 +114,7 @@ pub fn run(
     log: &mut dyn HookLog,
 ) -> Result<()> {
     match kind {
-        Kind::Nft => nft_hook::run(stage, input, env, log),
+        Kind::Nft => nft_hook::run(stage, input, env, helper, log),
         Kind::Bridge => bridge_hook::run(stage, input, env, helper, log),
     }
 }

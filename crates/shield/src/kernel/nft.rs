@@ -146,16 +146,29 @@ impl<'a> Nft<'a> {
         Ok(())
     }
 
-    /// The elements of one of our sets (`nft list set`); empty when the set is missing.
-    pub fn set_elements(&self, set: SetId) -> Result<Vec<IpNet>> {
+    /// The elements of a timeout set with the seconds each has left (`None`: no expiry);
+    /// empty when the set is missing.
+    pub fn timed_elements(&self, set: SetId) -> Result<Vec<(IpNet, Option<u64>)>> {
         match self.query(script::list_set_args(set)) {
-            Ok(out) => Ok(script::listed_elements(&out.stdout)),
+            Ok(out) => Ok(script::listed_timed_elements(&out.stdout)),
             Err(e) if e.refusal().is_some() => Ok(Vec::new()),
             Err(e) => Err(e),
         }
     }
 
-    /// Add `elements` to `set` (nft, bounded batches); for carrying learned elements over.
+    /// Carry learned elements over into `set`: each with the time it had left, or the set's
+    /// default timeout when it had none.
+    pub fn add_learned(&self, set: SetId, elements: &[(IpNet, Option<u64>)]) -> Result<()> {
+        let (timed, plain): (Vec<_>, Vec<_>) = elements.iter().partition(|(_, t)| t.is_some());
+        let timed: Vec<(IpNet, u64)> = timed.into_iter().filter_map(|(e, t)| Some((e, t?))).collect();
+        for chunk in timed.chunks(BATCH_ADDRESSES) {
+            self.apply(&script::add_timed_elements(set, chunk))?;
+        }
+        let plain: Vec<IpNet> = plain.into_iter().map(|(e, _)| e).collect();
+        self.add_elements(set, &plain)
+    }
+
+    /// Add `elements` to `set` (nft, bounded batches).
     pub fn add_elements(&self, set: SetId, elements: &[IpNet]) -> Result<()> {
         let batch = if set.kind() == SetKind::Net { BATCH_NETWORKS } else { BATCH_ADDRESSES };
         for chunk in elements.chunks(batch) {

@@ -10,6 +10,7 @@
 
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::socket::{recv, MsgFlags};
@@ -33,6 +34,8 @@ const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
+const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
 const NFTA_DATA_VALUE: u16 = 1;
 
 /// Keep each transaction under this many bytes: the default `wmem_default` is 212 992, and
@@ -108,6 +111,53 @@ impl Loader {
         }
     }
 
+    /// Add `addresses` to the timeout set `set`, each expiring after `timeout`, in one
+    /// transaction. An address already there gets the new timeout.
+    pub fn add_timed(&mut self, set: SetId, addresses: &[IpAddr], timeout: Duration) -> Result<()> {
+        let mut buf = Vec::with_capacity(addresses.len() * 48 + 128);
+        let begin = self.next_seq();
+        message(&mut buf, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, begin, 0, NFNL_SUBSYS_NFTABLES, |_| {});
+        let seq = self.next_seq();
+        let flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK;
+        timed_element_message(&mut buf, NFT_MSG_NEWSETELEM, flags, seq, set, addresses, Some(timeout));
+        let end = self.next_seq();
+        message(&mut buf, NFNL_MSG_BATCH_END, NLM_F_REQUEST, end, 0, NFNL_SUBSYS_NFTABLES, |_| {});
+        self.send(&buf)?;
+        self.wait_acks(vec![seq], set)
+    }
+
+    /// How long `address` has left in the timeout set `set`: `None` when it is not there
+    /// (`Some(Duration::MAX)` for an element without a timeout).
+    pub fn remaining(&mut self, set: SetId, address: IpAddr) -> Result<Option<Duration>> {
+        let mut buf = Vec::with_capacity(128);
+        let seq = self.next_seq();
+        element_message(&mut buf, NFT_MSG_GETSETELEM, NLM_F_REQUEST | NLM_F_ACK, seq, set, &[address]);
+        self.send(&buf)?;
+        let mut found = None;
+        match self.replies(vec![seq], &mut |body| found = Some(expiration(body).unwrap_or(Duration::MAX)))? {
+            Ok(()) => Ok(found),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(refused(set, e)),
+        }
+    }
+
+    /// Delete `address` from `set` (one transaction); false when it was not there.
+    pub fn remove(&mut self, set: SetId, address: IpAddr) -> Result<bool> {
+        let mut buf = Vec::with_capacity(256);
+        let begin = self.next_seq();
+        message(&mut buf, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, begin, 0, NFNL_SUBSYS_NFTABLES, |_| {});
+        let seq = self.next_seq();
+        element_message(&mut buf, NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK, seq, set, &[address]);
+        let end = self.next_seq();
+        message(&mut buf, NFNL_MSG_BATCH_END, NLM_F_REQUEST, end, 0, NFNL_SUBSYS_NFTABLES, |_| {});
+        self.send(&buf)?;
+        match self.acks(vec![seq])? {
+            Ok(()) => Ok(true),
+            Err(Errno::ENOENT) => Ok(false),
+            Err(e) => Err(refused(set, e)),
+        }
+    }
+
     /// Whether the set exists in our table (also tells a missing element from a missing set).
     pub fn has_set(&mut self, set: SetId) -> Result<bool> {
         const NFT_MSG_GETSET: u16 = 10;
@@ -165,7 +215,12 @@ impl Loader {
     }
 
     /// The kernel's verdict on `pending`: `Ok(Err(errno))` when it refused one of them.
-    fn acks(&self, mut pending: Vec<u32>) -> Result<std::result::Result<(), Errno>> {
+    fn acks(&self, pending: Vec<u32>) -> Result<std::result::Result<(), Errno>> {
+        self.replies(pending, &mut |_| {})
+    }
+
+    /// Like [`Loader::acks`], handing the body of every other reply message to `data`.
+    fn replies(&self, mut pending: Vec<u32>, data: &mut dyn FnMut(&[u8])) -> Result<std::result::Result<(), Errno>> {
         // An error reply echoes the whole request: room for a full batch and more.
         let mut buf = vec![0u8; MAX_BATCH_BYTES + 64 * 1024];
         while !pending.is_empty() {
@@ -176,7 +231,7 @@ impl Loader {
                     Some(0) => pending.retain(|s| *s != msg.seq),
                     Some(code) => return Ok(Err(Errno::from_raw(-code))),
                     None if msg.ty == NLMSG_ERROR => return Err(NetlinkError::Malformed { who: WHO }),
-                    None => {}
+                    None => data(msg.body),
                 }
             }
         }
@@ -190,6 +245,19 @@ fn refused(set: SetId, errno: Errno) -> NetlinkError {
 
 /// Append a set-element message (`NEW`/`GET`/`DELSETELEM`) naming `addresses`.
 fn element_message(buf: &mut Vec<u8>, msg: u16, flags: u16, seq: u32, set: SetId, addresses: &[IpAddr]) {
+    timed_element_message(buf, msg, flags, seq, set, addresses, None);
+}
+
+/// Like [`element_message`], each element with its own timeout when given.
+fn timed_element_message(
+    buf: &mut Vec<u8>,
+    msg: u16,
+    flags: u16,
+    seq: u32,
+    set: SetId,
+    addresses: &[IpAddr],
+    timeout: Option<Duration>,
+) {
     message(buf, (NFNL_SUBSYS_NFTABLES << 8) | msg, flags, seq, NFPROTO_INET, 0, |b| {
         attr_str(b, NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
         attr_str(b, NFTA_SET_ELEM_LIST_SET, set.name());
@@ -199,9 +267,21 @@ fn element_message(buf: &mut Vec<u8>, msg: u16, flags: u16, seq: u32, set: SetId
                     nested(b, NFTA_SET_ELEM_KEY, |b| match a {
                         IpAddr::V4(v4) => attr(b, NFTA_DATA_VALUE, &v4.octets()),
                         IpAddr::V6(v6) => attr(b, NFTA_DATA_VALUE, &v6.octets()),
-                    })
+                    });
+                    if let Some(t) = timeout {
+                        let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+                        attr(b, NFTA_SET_ELEM_TIMEOUT, &ms.to_be_bytes());
+                    }
                 });
             }
         });
     });
+}
+
+/// The `NFTA_SET_ELEM_EXPIRATION` of the first element in a set-element reply's body.
+fn expiration(body: &[u8]) -> Option<Duration> {
+    let elements = netlink::attrs(body.get(4..)?).find(NFTA_SET_ELEM_LIST_ELEMENTS)?;
+    let elem = netlink::attrs(elements).find(NFTA_LIST_ELEM)?;
+    let ms = netlink::attrs(elem).find(NFTA_SET_ELEM_EXPIRATION)?;
+    Some(Duration::from_millis(u64::from_be_bytes(ms.try_into().ok()?)))
 }

@@ -68,6 +68,12 @@ impl Fields {
         self
     }
 
+    /// `other`'s fields after these (already sanitised), in their order.
+    pub fn merge(mut self, other: Fields) -> Self {
+        self.0.extend(other.0);
+        self
+    }
+
     /// Compact JSON, no trailing newline.
     pub fn line(self) -> String {
         Value::Object(self.0).to_string()

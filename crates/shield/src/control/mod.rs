@@ -14,6 +14,9 @@ use terok_shield_policy::{Action, Entry, IpNet, Target, Tier};
 use terok_shield_ruleset::verify::VerifyError;
 use terok_shield_ruleset::{classify, script, NetFacts, Posture, Seeds, SetId, ShieldState};
 
+mod addresses;
+mod names;
+
 use crate::audit::{self, Row};
 use crate::bundle::dns::{explicit_allows, refresh_dnsmasq_conf, refused_note};
 use crate::bundle::layout::{Bundle, OVERRIDE_RESOLVED};
@@ -48,6 +51,9 @@ pub enum ControlError {
     /// An `ns` operation of the helper failed; its one-line message.
     #[error("{message}")]
     Helper { message: String },
+    /// The running resolver refused a request (its one-line reason).
+    #[error("the container's resolver: {0}")]
+    Resolver(String),
     #[error("{}: not an absolute path", .0.display())]
     NotAbsolute(std::path::PathBuf),
 }
@@ -125,10 +131,11 @@ impl<'a> Container<'a> {
         let (nft, ns) = self.running()?;
         let _lock = lock_bundle(&self.bundle.dir)?;
         let facts = facts(&self.bundle)?;
-        let learned: Vec<(SetId, Vec<IpNet>)> = if posture == Posture::Quarantine {
+        type Timed = Vec<(IpNet, Option<u64>)>;
+        let learned: Vec<(SetId, Timed)> = if posture == Posture::Quarantine {
             Vec::new()
         } else {
-            SetId::learned_sets().into_iter().map(|s| Ok((s, nft.set_elements(s)?))).collect::<Result<_>>()?
+            SetId::learned_sets().into_iter().map(|s| Ok((s, nft.timed_elements(s)?))).collect::<Result<_>>()?
         };
         let all = crate::bundle::seeds::derive(&self.bundle)?;
         // Learned addresses a deny covers are never carried over.
@@ -147,8 +154,8 @@ impl<'a> Container<'a> {
             self.helper.run_in(ns, &NsOp::KillFlows(Vec::new()))?;
         }
         for (set, elements) in learned {
-            let keep: Vec<IpNet> = elements.into_iter().filter(|e| !denied.iter().any(|d| d.contains(e))).collect();
-            nft.add_elements(set, &keep)?;
+            let keep: Timed = elements.into_iter().filter(|(e, _)| !denied.iter().any(|d| d.contains(e))).collect();
+            nft.add_learned(set, &keep)?;
         }
         if audit {
             let c = self.name.as_str();
@@ -185,135 +192,6 @@ impl<'a> Container<'a> {
     pub fn deny(&self, target: &str, audit: bool) -> Result<Vec<Change>> {
         self.change_target(Action::Deny, target, audit)
     }
-
-    fn change_target(&self, action: Action, raw: &str, audit: bool) -> Result<Vec<Change>> {
-        match Target::parse(raw)? {
-            Target::Net(n) => Ok(vec![self.change_net(action, n, raw, audit)?]),
-            Target::Localhost => Err(ControlError::Localhost.into()),
-            Target::Domain(d) if d.starts_with("*.") => self.change_wildcard(action, d, audit),
-            Target::Domain(d) => {
-                let exempt = explicit_allows(
-                    &read_tiers(&self.bundle.dir)?.effective(),
-                    &self.bundle.read_addresses(OVERRIDE_RESOLVED)?,
-                );
-                let mut done = Vec::new();
-                for a in crate::dns::resolve::resolve(&d, self.report) {
-                    if action == Action::Allow && is_guarded(a, &exempt) {
-                        (self.report)(Report::Note(refused_note(a, Some(&d))));
-                        if audit {
-                            self.audit(
-                                Row::new(&self.name, "dns_rebind").dest(&a.to_string()).detail(&format!("domain={d}")),
-                            );
-                        }
-                        continue;
-                    }
-                    // Each address as its own target; the audit row names the domain.
-                    done.push(self.change_net(action, IpNet::host(a), raw, audit)?);
-                }
-                if !done.is_empty() {
-                    self.change_domain(action, d)?;
-                }
-                Ok(done)
-            }
-        }
-    }
-
-    /// A wildcard `*.x` can only be followed by a DNS mode that follows answers (dnsmasq
-    /// with nftset), which then fills the allow set from every answer for a name under `x`
-    /// (and, as dnsmasq matches a domain with its subdomains, for `x` itself). Nothing is
-    /// resolved now.
-    fn change_wildcard(&self, action: Action, d: String, audit: bool) -> Result<Vec<Change>> {
-        if !self.bundle.dns_mode()?.is_some_and(|m| m.follows_answers()) {
-            let mode = self.bundle.read_value(crate::bundle::layout::DNS_TIER)?.unwrap_or_default();
-            return Err(crate::dns::DnsError::WildcardNeedsAnswers { name: d, mode }.into());
-        }
-        self.change_domain(action, d.clone())?;
-        if audit {
-            let verb = if action == Action::Allow { "allowed" } else { "denied" };
-            self.audit(Row::new(&self.name, verb).dest(&d).detail(&format!("target={d}")));
-        }
-        let what = if action == Action::Allow { "each address dnsmasq answers" } else { "sinkholed by dnsmasq" };
-        Ok(vec![Change { address: what.into(), in_force: self.is_running() }])
-    }
-
-    /// On the dnsmasq modes, record the domain itself in `policy/live` and restart the
-    /// container's dnsmasq with a regenerated configuration (an nftset line for an allow, a
-    /// sinkhole for a deny). The firewall is untouched meanwhile: the container is never
-    /// unshielded, it only waits for DNS for a moment.
-    fn change_domain(&self, action: Action, domain: String) -> Result<()> {
-        let _lock = lock_bundle(&self.bundle.dir)?;
-        if self.bundle.dns_mode()?.is_some_and(|m| !m.runs_dnsmasq()) {
-            return Ok(());
-        }
-        let mut overlay = read_tier(&self.bundle.dir, Tier::Live)?;
-        upsert(&mut overlay, Entry::new(action, Target::Domain(domain)));
-        write_tier(&self.bundle.dir, Tier::Live, &overlay)?;
-        if !refresh_dnsmasq_conf(&self.bundle, self.report)? {
-            return Ok(());
-        }
-        if let Some(ns) = &self.namespaces {
-            self.helper.run_in(ns, &NsOp::RestartDnsmasq { state_dir: self.bundle.dir.clone() })?;
-        }
-        Ok(())
-    }
-
-    fn change_net(&self, action: Action, net: IpNet, raw: &str, audit: bool) -> Result<Change> {
-        let _lock = lock_bundle(&self.bundle.dir)?;
-        let in_force = match &self.namespaces {
-            Some(ns) if net.is_host() => {
-                let (into, out_of) = sets(action, net);
-                self.helper.run_in(ns, &NsOp::SetElement { into, out_of, address: net.addr() })?;
-                true
-            }
-            Some(ns) => {
-                let (nft, _) = self.running()?;
-                apply(&nft, action, net)?;
-                if action == Action::Deny {
-                    self.helper.run_in(ns, &NsOp::KillFlows(vec![net]))?;
-                }
-                true
-            }
-            None => false,
-        };
-        let mut overlay = read_tier(&self.bundle.dir, Tier::Live)?;
-        upsert(&mut overlay, Entry::new(action, Target::Net(net)));
-        write_tier(&self.bundle.dir, Tier::Live, &overlay)?;
-        if audit {
-            let verb = if action == Action::Allow { "allowed" } else { "denied" };
-            self.audit(Row::new(&self.name, verb).dest(&net.to_string()).detail(&format!("target={raw}")));
-        }
-        Ok(Change { address: net.to_string(), in_force })
-    }
-}
-
-/// The set a change of `net` goes into, and the opposite one it leaves.
-fn sets(action: Action, net: IpNet) -> (SetId, SetId) {
-    let allow = SetId::live_change(true, net);
-    let deny = SetId::live_change(false, net);
-    if action == Action::Allow {
-        (allow, deny)
-    } else {
-        (deny, allow)
-    }
-}
-
-/// One transaction: take `net` out of the opposite set when it is there, and put it into
-/// the wanted one; then check the wanted set in the kernel. (A delete makes the kernel wait
-/// for an RCU grace period, 8-12 ms here, so it is sent only when needed; the bundle lock
-/// keeps other verbs from changing the sets in between.)
-fn apply(nft: &Nft, action: Action, net: IpNet) -> Result<()> {
-    let (into, out_of) = sets(action, net);
-    let present = nft.has_element(out_of, net)?;
-    nft.apply(&script::move_element(present.then_some(out_of), into, net)).map_err(|e| match e.refusal() {
-        Some(Refusal::NoSuchObject) => ControlError::NoSets.into(),
-        _ => Error::from(e),
-    })?;
-    // The transaction took it out of the opposite set or failed as a whole; check that it
-    // is in the wanted one.
-    if !nft.has_element(into, net)? {
-        return Err(ControlError::NotInForce { element: net, set: into }.into());
-    }
-    Ok(())
 }
 
 fn posture_word(p: Posture) -> &'static str {
@@ -325,14 +203,16 @@ fn posture_word(p: Posture) -> &'static str {
     }
 }
 
-/// The network facts recorded at prepare: upstream DNS, loopback ports, gateways of the
-/// recorded network mode.
+/// The network facts recorded at prepare: upstream DNS (none with the shield's resolver),
+/// loopback ports, gateways of the recorded network mode.
 fn facts(bundle: &Bundle) -> Result<NetFacts> {
     use crate::bundle::layout::{LOOPBACK_PORTS, NETWORK_MODE, UPSTREAM_DNS};
-    let dns = bundle
-        .read_value(UPSTREAM_DNS)?
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| crate::bundle::BundleError::NoUpstream(bundle.path(UPSTREAM_DNS)))?;
+    let dns = if bundle.dns_mode()? == Some(crate::dns::DnsMode::Resolver) {
+        None
+    } else {
+        let dns = bundle.read_value(UPSTREAM_DNS)?.and_then(|v| v.parse().ok());
+        Some(dns.ok_or_else(|| crate::bundle::BundleError::NoUpstream(bundle.path(UPSTREAM_DNS)))?)
+    };
     let base = match bundle.read_value(NETWORK_MODE)?.as_deref() {
         Some("slirp4netns") => NetFacts::slirp4netns(),
         _ => NetFacts::pasta(),
