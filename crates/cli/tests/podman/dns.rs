@@ -4,7 +4,10 @@
 use super::harness::*;
 
 fn live_domains(who: Who) {
-    let Some((h, name)) = shielded(who, "dom", &[ALLOWED_V4], &["sleep", "600"]) else { return };
+    let Some((h, name)) = start_shielded(who, "dom", &[ALLOWED_V4], &["sleep", "600"], false, Some(DNSMASQ_LIVE))
+    else {
+        return;
+    };
     let shield = |args: &[&str]| h.shield_with_test_dns(args);
     let out = shield(&["allow", &name, "unlisted.shield.test"]);
     assert_eq!(
@@ -50,7 +53,9 @@ fn dns_names(who: Who) {
     let rot = format!("rot-{}-{who:?}.shield.test", std::process::id()).to_lowercase();
     test_name(&rot, UNLISTED_V4);
     let allow = ["allowed.shield.test", "private.shield.test", rot.as_str()];
-    let Some((h, name)) = start_shielded(who, "dns", &allow, &["sleep", "600"], true, None) else { return };
+    let Some((h, name)) = start_shielded(who, "dns", &allow, &["sleep", "600"], true, Some(DNSMASQ_LIVE)) else {
+        return;
+    };
     let tier = std::fs::read_to_string(h.state_dir(&name).join("dns.tier")).unwrap_or_default();
     if tier.trim() != "dnsmasq-live" {
         // dnsmasq-base on Debian 12 is built with nftset; anything else is a broken setup.
@@ -133,7 +138,9 @@ fn dns_names(who: Who) {
 
 /// A bundle deleted while its container runs: poststop still stops the container's dnsmasq.
 fn orphaned_dnsmasq(who: Who) {
-    let Some((h, name)) = start_shielded(who, "orphan", &["allowed.shield.test"], &["sleep", "600"], true, None) else {
+    let Some((h, name)) =
+        start_shielded(who, "orphan", &["allowed.shield.test"], &["sleep", "600"], true, Some(DNSMASQ_LIVE))
+    else {
         return;
     };
     let read = |f: &str| std::fs::read_to_string(h.state_dir(&name).join(f)).unwrap_or_default();
@@ -172,6 +179,7 @@ fn rootful_krun_runtime_serves_dns_on_its_own_address() {
     ensure_setup(Who::Root);
     let h = Home::new(Who::Root);
     h.file("bin/krun", "#!/bin/sh\nexec runc \"$@\"\n", 0o755);
+    h.file("config/config.yml", DNSMASQ_LIVE, 0o600);
     h.profile("lab", "+allowed.shield.test\n");
     let name = format!("tsh-krun-{}", std::process::id());
     let krun = h.dir.join("bin/krun").display().to_string();
@@ -214,7 +222,7 @@ fn static_tiers(who: Who, tier: &str, wrapper: &str) {
     ensure_setup(who);
     let h = Home::new(who);
     h.file("bin/dnsmasq", wrapper, 0o755);
-    let config = format!("dnsmasq_path: {}\ndefault_profiles: [lab]\n", h.dir.join("bin/dnsmasq").display());
+    let config = format!("dnsmasq_path: {}\ndefault_profiles: [lab]\n{AUTO_TIER}", h.dir.join("bin/dnsmasq").display());
     h.file("config/config.yml", &config, 0o600);
     h.profile("lab", "+allowed.shield.test\n+private.shield.test\n");
     let name = format!("tsh-{tier}-{}-{who:?}", std::process::id()).to_lowercase();
@@ -324,6 +332,7 @@ fn rootful_getent_tier_without_dnsmasq_or_dig() {
     ensure_setup(Who::Root);
     let h = Home::new(Who::Root);
     h.profile("lab", "+hostsonly.shield.test\n+allowed.shield.test\n");
+    h.file("config/config.yml", AUTO_TIER, 0o600);
     h.sh("mkdir -p tools && for t in podman nft nsenter getent; do ln -s \"$(command -v $t)\" tools/$t; done");
     h.file("hosts", &format!("127.0.0.1 localhost\n{UNLISTED_V4} hostsonly.shield.test\n"), 0o644);
     let name = format!("tsh-getent-{}", std::process::id());
@@ -348,7 +357,7 @@ fn rootful_getent_tier_without_dnsmasq_or_dig() {
 }
 
 /// Rootful, with the host's nameserver on IPv6 only: prepare records it as the upstream, the
-/// firewall lets the container's dnsmasq reach it, and names resolve.
+/// shield's resolver asks it over IPv6 from the host's namespace, and names resolve.
 #[test]
 fn rootful_ipv6_upstream() {
     let Some(e) = env() else { return };

@@ -333,6 +333,12 @@ pub(crate) fn bundle_snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
+/// config.yml that picks the dnsmasq mode that follows answers (the default is the shield's
+/// own resolver).
+pub(crate) const DNSMASQ_LIVE: &str = "dns:\n  tier: dnsmasq-live\n";
+/// config.yml that lets the host's tools decide the DNS mode, as before the resolver.
+pub(crate) const AUTO_TIER: &str = "dns:\n  tier: auto\n";
+
 pub(crate) const DENIED_V4: &str = "198.51.100.12";
 
 /// `cmd` run in a private mount namespace whose /etc/resolv.conf names the test DNS server
@@ -480,5 +486,60 @@ pub(crate) fn within(limit: std::time::Duration, mut f: impl FnMut() -> bool) ->
             return false;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A stand-in clearance hub listening where the reader of container `id` sends events.
+pub(crate) struct Hub {
+    dir: PathBuf,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Hub {
+    pub(crate) fn listen(who: Who, id: &str) -> Hub {
+        let e = env().unwrap_or_else(|| unreachable!());
+        let uid: u32 = match who {
+            Who::Root => 0,
+            Who::User => run(Command::new("id").args(["-u", &e.user])).stdout.trim().parse().unwrap_or(0),
+        };
+        let dir = PathBuf::from(format!("/run/user/{uid}/terok/events/{}", &id[..12]));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let sock = dir.join("ingester.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap_or_else(|e| panic!("{e}"));
+        for p in [dir.parent().and_then(|p| p.parent()).unwrap_or(&dir), dir.parent().unwrap_or(&dir), &dir, &sock] {
+            let _ = nix::unistd::chown(p, Some(nix::unistd::Uid::from_raw(uid)), None);
+        }
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().map_while(Result::ok) {
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    use std::io::BufRead;
+                    for line in std::io::BufReader::new(conn).lines().map_while(Result::ok) {
+                        let v = serde_json::from_str(&line).unwrap_or_else(|e| panic!("hub got {line:?}: {e}"));
+                        sink.lock().unwrap_or_else(|p| p.into_inner()).push(v);
+                    }
+                });
+            }
+        });
+        Hub { dir, lines }
+    }
+
+    pub(crate) fn wait_for(&self, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let mut found = None;
+        within(std::time::Duration::from_secs(5), || {
+            found = self.lines.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|v| f(v)).cloned();
+            found.is_some()
+        });
+        found.unwrap_or_else(|| {
+            panic!("the hub got no {what}: {:?}", self.lines.lock().unwrap_or_else(|p| p.into_inner()))
+        })
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -34,21 +34,31 @@ fn fail_closed(who: Who) {
     ensure_setup(who);
     let h = Home::new(who);
     h.profile("lab", &format!("+{ALLOWED_V4}\n"));
+    // One good bundle per kind of DNS: the shield's resolver, and dnsmasq.
     let good = h.shield(&["prepare", "good", "--profiles", "lab"]);
     assert_eq!(good.code, 0, "{}", good.stderr);
+    h.file("config/config.yml", DNSMASQ_LIVE, 0o600);
+    let good_dnsmasq = h.shield(&["prepare", "gooddns", "--profiles", "lab"]);
+    assert_eq!(good_dnsmasq.code, 0, "{}", good_dnsmasq.stderr);
+    h.file("config/config.yml", "", 0o600);
     let sd = h.state_dir("good");
+    let sd_dnsmasq = h.state_dir("gooddns");
     h.sh("mkdir -p markers bad-ruleset && chmod 0777 markers");
     // Bundles broken in each way, made from the good one.
     h.sh(&format!("cp -a {0} writable && chmod 0770 writable && ln -s {0} link", sd.display()));
     h.sh(&format!("cp -a {0} corrupt && sed -i 's/policy drop;/policy accept;/' corrupt/ruleset.nft", sd.display()));
     h.sh(&format!("cp -a {0} noruleset && rm noruleset/ruleset.nft", sd.display()));
+    // The resolver: a resolv.conf naming an address it cannot listen on, and a helper that
+    // cannot start (its log is a directory).
+    h.sh(&format!("cp -a {0} badresolv && echo 'nameserver 10.9.9.9' > badresolv/resolv.conf", sd.display()));
+    h.sh(&format!("cp -a {0} nohelper && rm -f nohelper/reader.log && mkdir nohelper/reader.log", sd.display()));
     // dnsmasq that exits 1, and one that exits 0 but never starts (no pid file).
-    assert!(sd.join("dnsmasq.conf").exists(), "{who:?}: the good bundle is not on a dnsmasq tier");
+    assert!(sd_dnsmasq.join("dnsmasq.conf").exists(), "{who:?}: the good bundle is not on a dnsmasq tier");
     h.file("bin/dnsmasq-fails", "#!/bin/sh\nexit 1\n", 0o755);
     h.file("bin/dnsmasq-vanishes", "#!/bin/sh\nexit 0\n", 0o755);
     for (copy, bin) in [("dnsfails", "dnsmasq-fails"), ("dnsvanishes", "dnsmasq-vanishes")] {
         let bin = h.dir.join("bin").join(bin);
-        h.sh(&format!("cp -a {} {copy} && echo {} > {copy}/dnsmasq.command", sd.display(), bin.display()));
+        h.sh(&format!("cp -a {} {copy} && echo {} > {copy}/dnsmasq.command", sd_dnsmasq.display(), bin.display()));
     }
     let d = |n: &str| h.dir.join(n).display().to_string();
     let foreign = if who == Who::Root { "/tmp".to_string() } else { std::env::temp_dir().display().to_string() };
@@ -59,6 +69,8 @@ fn fail_closed(who: Who) {
         ("wrong version", sd.display().to_string(), "17"),
         ("corrupted ruleset", d("corrupt"), "18"),
         ("missing ruleset", d("noruleset"), "18"),
+        ("resolver address tampered", d("badresolv"), "18"),
+        ("resolver cannot start", d("nohelper"), "18"),
         ("dnsmasq exits 1", d("dnsfails"), "18"),
         ("dnsmasq never starts", d("dnsvanishes"), "18"),
     ];
@@ -90,24 +102,26 @@ fn fail_closed(who: Who) {
         assert_ne!(out.code, 0, "{who:?} {what}: podman started the container");
         assert!(!markers.join(format!("ran-{i}")).exists(), "{who:?} {what}: the workload ran");
     }
-    // The control: the good bundle starts and the workload runs.
-    let out = h.podman(&[
-        "run",
-        "--rm",
-        "--annotation",
-        "terok.shield.profiles=lab",
-        "--annotation",
-        &format!("terok.shield.state_dir={}", sd.display()),
-        "--annotation",
-        "terok.shield.version=18",
-        "-v",
-        &format!("{}:/m", markers.display()),
-        &e.image,
-        "touch",
-        "/m/ran-good",
-    ]);
-    assert_eq!(out.code, 0, "{who:?} control: {}", out.stderr);
-    assert!(markers.join("ran-good").exists(), "{who:?}: the control container did not run");
+    // The controls: the good bundles start and the workload runs.
+    for (tag, dir) in [("good", &sd), ("gooddns", &sd_dnsmasq)] {
+        let out = h.podman(&[
+            "run",
+            "--rm",
+            "--annotation",
+            "terok.shield.profiles=lab",
+            "--annotation",
+            &format!("terok.shield.state_dir={}", dir.display()),
+            "--annotation",
+            "terok.shield.version=18",
+            "-v",
+            &format!("{}:/m", markers.display()),
+            &e.image,
+            "touch",
+            &format!("/m/ran-{tag}"),
+        ]);
+        assert_eq!(out.code, 0, "{who:?} control {tag}: {}", out.stderr);
+        assert!(markers.join(format!("ran-{tag}")).exists(), "{who:?}: the control container {tag} did not run");
+    }
 }
 
 #[test]

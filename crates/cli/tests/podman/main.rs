@@ -13,4 +13,5 @@ mod control;
 mod dns;
 mod lifecycle;
 mod observe;
+mod resolver;
 mod setup;

@@ -2,8 +2,6 @@
 //! events.
 
 use super::harness::*;
-use std::path::PathBuf;
-use std::process::Command;
 
 /// The NFLOG reader: a blocked connection is audited once, within a second, with address,
 /// port, protocol and the domain its address came from; a flood of 1 000 blocked packets
@@ -11,16 +9,20 @@ use std::process::Command;
 /// stops the reader.
 ///
 /// Rootless runs with `audit.enabled: false`: the CLI writes no rows, the reader still does.
+/// On the dnsmasq mode, where a name the allowlist lacks still resolves (and is then refused
+/// by address); the shield's resolver answers such names as nonexistent (`resolver.rs`).
 fn blocked_connections_are_audited(who: Who) {
-    let config = (who == Who::User).then_some("audit:\n  enabled: false\n");
-    let Some((h, name)) = start_shielded(who, "nflog", &["allowed.shield.test"], &["sleep", "600"], true, config)
+    let audited = who == Who::Root;
+    let config = if audited { DNSMASQ_LIVE.to_string() } else { format!("audit:\n  enabled: false\n{DNSMASQ_LIVE}") };
+    let Some((h, name)) =
+        start_shielded(who, "nflog", &["allowed.shield.test"], &["sleep", "600"], true, Some(&config))
     else {
         return;
     };
     let dir = h.state_dir(&name);
     let setup_rows =
         std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default().contains("\"action\":\"setup\"");
-    assert_eq!(setup_rows, config.is_none(), "{who:?}: setup rows with audit {config:?}");
+    assert_eq!(setup_rows, audited, "{who:?}: setup rows with audit {config:?}");
     let reader = std::fs::read_to_string(dir.join("reader.pid")).unwrap_or_default();
     let reader_proc = format!("/proc/{}", reader.trim());
     assert!(!reader.trim().is_empty() && std::path::Path::new(&reader_proc).exists(), "{who:?}: no reader");
@@ -100,7 +102,9 @@ fn rootless_blocked_connections_are_audited() {
 
 /// `watch`: events from the three sources, as JSON lines, sanitised, ended by SIGTERM.
 fn watch_streams_events(who: Who) {
-    let Some((h, name)) = start_shielded(who, "watch", &["allowed.shield.test"], &["sleep", "600"], true, None) else {
+    let Some((h, name)) =
+        start_shielded(who, "watch", &["allowed.shield.test"], &["sleep", "600"], true, Some(DNSMASQ_LIVE))
+    else {
         return;
     };
     let e = env().unwrap_or_else(|| unreachable!());
@@ -179,6 +183,9 @@ fn starts_without_a_reader(who: Who) {
     ensure_setup(who);
     let h = Home::new(who);
     h.profile("lab", &format!("+{ALLOWED_V4}\n"));
+    // The soft reader of the dnsmasq modes (the resolver's helper fails the start instead:
+    // lifecycle.rs).
+    h.file("config/config.yml", DNSMASQ_LIVE, 0o600);
     let name = format!("tsh-noreader-{}-{who:?}", std::process::id()).to_lowercase();
     let out = h.shield(&["prepare", &name, "--profiles", "lab", "--json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -210,7 +217,9 @@ fn rootless_container_starts_when_the_reader_cannot() {
 /// `simple-clearance` on a pseudo-terminal: a blocked destination is asked about, a wrong
 /// answer is explained, `a` allows it (and the container then reaches it).
 fn simple_clearance(who: Who) {
-    let Some((h, name)) = start_shielded(who, "clear", &["allowed.shield.test"], &["sleep", "600"], true, None) else {
+    let Some((h, name)) =
+        start_shielded(who, "clear", &["allowed.shield.test"], &["sleep", "600"], true, Some(DNSMASQ_LIVE))
+    else {
         return;
     };
     let e = env().unwrap_or_else(|| unreachable!());
@@ -276,60 +285,6 @@ fn rootless_simple_clearance_on_a_terminal() {
 
 /// A stand-in clearance hub at `$XDG_RUNTIME_DIR/terok/events/<id12>/ingester.sock` of
 /// `who`: collects every line it is sent.
-struct Hub {
-    dir: PathBuf,
-    lines: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
-}
-
-impl Hub {
-    fn listen(who: Who, id: &str) -> Hub {
-        let e = env().unwrap_or_else(|| unreachable!());
-        let uid: u32 = match who {
-            Who::Root => 0,
-            Who::User => run(Command::new("id").args(["-u", &e.user])).stdout.trim().parse().unwrap_or(0),
-        };
-        let dir = PathBuf::from(format!("/run/user/{uid}/terok/events/{}", &id[..12]));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let sock = dir.join("ingester.sock");
-        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap_or_else(|e| panic!("{e}"));
-        for p in [dir.parent().and_then(|p| p.parent()).unwrap_or(&dir), dir.parent().unwrap_or(&dir), &dir, &sock] {
-            let _ = nix::unistd::chown(p, Some(nix::unistd::Uid::from_raw(uid)), None);
-        }
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().map_while(Result::ok) {
-                let sink = sink.clone();
-                std::thread::spawn(move || {
-                    use std::io::BufRead;
-                    for line in std::io::BufReader::new(conn).lines().map_while(Result::ok) {
-                        let v = serde_json::from_str(&line).unwrap_or_else(|e| panic!("hub got {line:?}: {e}"));
-                        sink.lock().unwrap_or_else(|p| p.into_inner()).push(v);
-                    }
-                });
-            }
-        });
-        Hub { dir, lines }
-    }
-
-    fn wait_for(&self, what: &str, f: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let mut found = None;
-        within(std::time::Duration::from_secs(5), || {
-            found = self.lines.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|v| f(v)).cloned();
-            found.is_some()
-        });
-        found.unwrap_or_else(|| {
-            panic!("the hub got no {what}: {:?}", self.lines.lock().unwrap_or_else(|p| p.into_inner()))
-        })
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Hub events: `pending` for a blocked destination (with the container's dossier), the
 /// posture events of `up`/`down`, and `container_exited` when the container goes.
 fn hub_events(who: Who) {
@@ -337,6 +292,7 @@ fn hub_events(who: Who) {
     ensure_setup(who);
     let h = Home::new(who);
     h.profile("lab", "+allowed.shield.test\n");
+    h.file("config/config.yml", DNSMASQ_LIVE, 0o600);
     let name = format!("tsh-hub-{}-{who:?}", std::process::id()).to_lowercase();
     let out = h.shield_with_test_dns(&["prepare", &name, "--profiles", "lab", "--json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);

@@ -45,6 +45,15 @@ pub enum Incoming {
     Drop,
 }
 
+/// The header's counts fit the message: one question at most `questions`, and no more
+/// records than the bytes could hold (a record is at least 11 bytes). Checked before the
+/// codec runs, which would allocate for a claimed 65 535 questions in a 20-byte packet.
+fn plausible(bytes: &[u8], questions: u16) -> bool {
+    let count = |i: usize| usize::from(u16::from_be_bytes([bytes[i], bytes[i + 1]]));
+    let records = count(6) + count(8) + count(10);
+    bytes.len() >= 12 && count(4) <= usize::from(questions) && records * 11 <= bytes.len() - 12
+}
+
 /// Read a client's message.
 pub fn read_query(bytes: &[u8]) -> Incoming {
     if bytes.len() < 12 || bytes.len() > MAX_MESSAGE {
@@ -56,6 +65,9 @@ pub fn read_query(bytes: &[u8]) -> Incoming {
         return Incoming::Drop;
     }
     let rd = bytes[2] & 0x01 != 0;
+    if !plausible(bytes, 1) {
+        return Incoming::Reply(error_reply(id, rd, None, ResponseCode::FormErr));
+    }
     let Ok(m) = Message::from_vec(bytes) else {
         return Incoming::Reply(error_reply(id, rd, None, ResponseCode::FormErr));
     };
@@ -173,6 +185,9 @@ pub struct Answer {
 /// (another id or question, not a response, garbage). Only records on the chain from the
 /// question's name count: anything else in the message is ignored.
 pub fn read_answer(bytes: &[u8], id: u16, name: &str, qtype: RecordType) -> Option<Answer> {
+    if bytes.len() < 12 || !plausible(bytes, 1) {
+        return None;
+    }
     let m = Message::from_vec(bytes).ok()?;
     if m.metadata.id != id || m.metadata.message_type != MessageType::Response {
         return None;
@@ -315,8 +330,15 @@ mod tests {
         let mut claims = query(3, "a.test", RecordType::A);
         claims[6] = 0xff;
         claims[7] = 0xff;
-        let _ = read_query(&claims);
-        let _ = read_answer(&claims, 3, "a.test", RecordType::A);
+        assert!(matches!(read_query(&claims), Incoming::Reply(_)), "65 535 answers claimed in a few bytes");
+        assert!(read_answer(&claims, 3, "a.test", RecordType::A).is_none());
+        let mut questions = query(3, "a.test", RecordType::A);
+        questions[4] = 0xff;
+        questions[5] = 0xff;
+        match read_query(&questions) {
+            Incoming::Reply(r) => assert_eq!(code(&r), ResponseCode::FormErr),
+            other => panic!("{other:?}"),
+        }
         let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
         let seeds = [query(1, "allowed.shield.test", RecordType::A), answer(1, "a.test", true)];
         for _ in 0..20_000 {

@@ -101,9 +101,6 @@ pub enum DnsError {
     /// `dns.tier` names a mode this host cannot run.
     #[error("dns.tier {tier}: {why}")]
     TierUnavailable { tier: &'static str, why: &'static str },
-    /// The host's resolv.conf names no nameserver the resolver could ask.
-    #[error("no nameserver in the host's /etc/resolv.conf: the shield's resolver has nothing to ask")]
-    NoUpstreamServer,
     #[error("cannot open a socket to the nameserver {server}: {reason}")]
     UpstreamSocket { server: std::net::SocketAddr, reason: String },
     #[error("the resolver cannot listen on {addr}: {reason}")]

@@ -198,7 +198,7 @@ impl Resolver {
             // An allowed name, a type the shield does not serve: no data, and nothing sent.
             return self.respond(client, &message::local_reply(&q, ResponseCode::NoError));
         }
-        if self.pending.len() >= MAX_PENDING {
+        if self.pending.len() >= MAX_PENDING || self.upstream.servers() == 0 {
             return self.respond(client, &message::local_reply(&q, ResponseCode::ServFail));
         }
         let id = self.fresh_id();

@@ -21,16 +21,14 @@ pub(crate) struct Upstreams {
 
 impl Upstreams {
     /// Sockets to the nameservers of a resolv.conf text (the host's, read where the helper
-    /// starts). Loopback servers are fine: these sockets live in the host's namespace.
+    /// starts). Loopback servers are fine: these sockets live in the host's namespace. A
+    /// host with no nameserver gets none: allowed names then fail (SERVFAIL), addresses work.
     pub fn open(resolv_conf: &str) -> Result<Upstreams, DnsError> {
         let servers: Vec<SocketAddr> = crate::dns::resolv_conf::nameservers(resolv_conf)
             .into_iter()
             .take(MAX_SERVERS)
             .map(|a| SocketAddr::new(a, 53))
             .collect();
-        if servers.is_empty() {
-            return Err(DnsError::NoUpstreamServer);
-        }
         let mut socks = Vec::new();
         for (i, server) in servers.iter().enumerate() {
             for _ in 0..PORTS {
