@@ -9,10 +9,12 @@ names the test DNS server, so no name leaves this machine.
 
 1. prepare on a static tier (dnsmasq-static: a dnsmasq whose --version lacks nftset) for
    10, 100 and 1000 names (`b<i>.allowed.shield.test`), cold caches, rootless.
-2. The live tier: the delay from a DNS answer (through the container's dnsmasq) to the first
-   packet the firewall lets through to the answered address, rootless (the reference's
-   rootful containers cannot resolve). Before each query the learned set is flushed, so
-   every answer must be added again.
+2. Names that follow answers: the shield's resolver (our default), our dnsmasq-live tier
+   and the reference's dnsmasq, rootless (the reference's rootful containers cannot
+   resolve). Per round the learned set is flushed, an allowed name is asked through the
+   container's resolver and one TCP connect goes to the answered address at once: the
+   answer's latency, the delay to the first packet let through, and whether that very first
+   SYN got through (no retry). Then the helper's (or dnsmasq's) resident memory.
 """
 import argparse
 import json
@@ -74,7 +76,7 @@ def main():
     ap.add_argument("--ref", required=True)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sizes", default="10,100,1000")
-    ap.add_argument("--rounds", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=1000)
     a = ap.parse_args()
     in_test_dns_namespace()
     tenv, user, image, uid, home, work, bins, refbin = workdir(a.ours, "tsh-bench-dns-")
@@ -117,23 +119,38 @@ def main():
                                                                  m(got["ours"]) / m(got["ref"])))
     os.remove(os.path.join(conf, "config.yml"))
 
-    print("2. live tier: DNS answer -> first allowed packet (%d rounds, learned set flushed each):" % a.rounds)
+    print("2. names that follow answers: DNS answer -> first SYN (%d rounds, learned set flushed each):" % a.rounds)
     with open(os.path.join(conf, "profiles/live.txt"), "w") as f:
         f.write("+allowed.shield.test\n")
     as_user(w)
-    for who, side, hooks, flush in (("ours", ours, ours_hooks, "t40_dns_v4"),
-                                    ("ref", ref, ref_hooks, "t40_project_allow_v4")):
-        name = "live-%s" % who
-        if who == "ours":
-            _, r = ours.run([bins + "/terok-shield", "prepare", name, "--profiles", "live", "--json"])
+    cases = (("ours, resolver", ours, ours_hooks, "t40_dns_v4", None, "reader.pid"),
+             ("ours, dnsmasq-live", ours, ours_hooks, "t40_dns_v4", "dns:\n  tier: dnsmasq-live\n", "dnsmasq.pid"),
+             ("reference", ref, ref_hooks, "t40_project_allow_v4", None, "dnsmasq.pid"))
+    for i, (who, side, hooks, flush, config, helper) in enumerate(cases):
+        name = "live-%d" % i
+        if config:
+            with open(os.path.join(conf, "config.yml"), "w") as f:
+                f.write(config)
+            as_user(w)
+        if side is ours:
+            state = os.path.join(w, "state-ours-%d" % i)
+            os.makedirs(state)
+            as_user(state)
+            _, r = ours.run([bins + "/terok-shield", "prepare", name, "--profiles", "live", "--json"],
+                            {"TEROK_SHIELD_STATE_DIR": state})
+            bundle = os.path.join(state, "containers", name)
         else:
             _, r = ref.run([a.ref, "--state-dir", w + "/state-ref", "prepare", name, "--profiles", "live", "--json"])
+            bundle = os.path.join(w, "state-ref", "containers", name)
+        if config:
+            os.remove(os.path.join(conf, "config.yml"))
         flags = json.loads(r.stdout)
         side.run(["podman", "run", "-d", "--hooks-dir", hooks] + flags + [image, "sleep", "600"], {"PATH": BASE_PATH})
         _, r = side.run(["podman", "inspect", "--format", "{{.State.Pid}}", name], {"PATH": BASE_PATH})
         pid = r.stdout.strip()
         res = subprocess.run(["nsenter", "-t", pid, "-n", sys.executable, "-c", INNER, flush, str(a.rounds)],
                              capture_output=True, text=True)
+        rss = helper_rss(os.path.join(bundle, helper))
         side.run(["podman", "rm", "-f", name], {"PATH": BASE_PATH}, check=False)
         if res.returncode != 0:
             print("   %s: failed: %s" % (who, res.stderr.strip().splitlines()[-1:]))
@@ -141,9 +158,22 @@ def main():
         rows = eval(res.stdout)  # our own repr() of floats and ints
         dns = [r[0] for r in rows]
         first = [r[1] for r in rows]
-        retried = sum(1 for r in rows if r[2] > 1)
-        print("   %s: DNS answer %s, answer -> first allowed packet %s, connects needing a retry: %d/%d" % (
-            who, fmt(dns, 1e6, "us"), fmt(first, 1e6, "us"), retried, len(rows)))
+        at_once = sum(1 for r in rows if r[2] == 1)
+        print("   %s: DNS answer %s, answer -> first allowed packet %s, first SYN through %d/%d (%.1f %%), %s RSS %s" % (
+            who, fmt(dns, 1e6, "us"), fmt(first, 1e6, "us"), at_once, len(rows), 100.0 * at_once / len(rows),
+            helper.split(".")[0], rss))
+
+
+def helper_rss(pid_file):
+    """VmRSS of the process in `pid_file`, as text."""
+    try:
+        pid = open(pid_file).read().strip()
+        for line in open("/proc/%s/status" % pid):
+            if line.startswith("VmRSS:"):
+                return "%.1f MiB" % (int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return "?"
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ pub fn run(ctx: &Context, json: bool) -> CliResult {
         return output::print(&format!("{}\n", to_json(&check)));
     }
     let mut text = format!(
-        "podman_version={}\nhooks={}\nhealth={}\n",
+        "podman_version={}\ndns_tier={}\nhooks={}\nhealth={}\n",
         check.podman_version.as_deref().unwrap_or("unknown"),
+        check.dns_mode.map_or("unavailable", |m| m.as_str()),
         check.hooks,
         check.health
     );
