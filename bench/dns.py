@@ -96,7 +96,7 @@ def main():
         with open(os.path.join(conf, "profiles/names%d.txt" % n), "w") as f:
             f.writelines("+b%d-%d.allowed.shield.test\n" % (i, n) for i in range(n))
         with open(os.path.join(conf, "config.yml"), "w") as f:
-            f.write("dnsmasq_path: %s\n" % wrapper)
+            f.write("dnsmasq_path: %s\ndns:\n  tier: auto\n" % wrapper)
         as_user(w)
         got = {"ours": [], "ref": []}
         for i in range(a.runs):

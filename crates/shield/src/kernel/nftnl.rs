@@ -50,11 +50,14 @@ const WHO: &str = "netlink";
 pub struct Loader {
     fd: OwnedFd,
     seq: u32,
+    /// The size of the last request: a refusal echoes it, so a reply is at most this much
+    /// more than a header (a small lookup needs no 192 KiB buffer).
+    last_sent: std::cell::Cell<usize>,
 }
 
 impl Loader {
     pub fn open() -> Result<Loader> {
-        Ok(Loader { fd: netlink::open(WHO)?, seq: 1 })
+        Ok(Loader { fd: netlink::open(WHO)?, seq: 1, last_sent: std::cell::Cell::new(0) })
     }
 
     /// Add `addresses` (all of the set's family) to the plain set `set` of our table, in as
@@ -206,6 +209,7 @@ impl Loader {
     }
 
     fn send(&self, buf: &[u8]) -> Result<()> {
+        self.last_sent.set(buf.len());
         netlink::send(&self.fd, buf, WHO)
     }
 
@@ -222,7 +226,7 @@ impl Loader {
     /// Like [`Loader::acks`], handing the body of every other reply message to `data`.
     fn replies(&self, mut pending: Vec<u32>, data: &mut dyn FnMut(&[u8])) -> Result<std::result::Result<(), Errno>> {
         // An error reply echoes the whole request: room for a full batch and more.
-        let mut buf = vec![0u8; MAX_BATCH_BYTES + 64 * 1024];
+        let mut buf = vec![0u8; (self.last_sent.get() + 16 * 1024).min(MAX_BATCH_BYTES + 64 * 1024)];
         while !pending.is_empty() {
             let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(netlink::sys(WHO, "recv"))?;
             for msg in netlink::messages(&buf[..n]) {

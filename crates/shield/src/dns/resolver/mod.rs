@@ -83,6 +83,8 @@ pub(crate) struct Resolver {
     sets: nftnl::Loader,
     learned: Learned,
     rng: u64,
+    /// One datagram at a time (allocated once: the helper's memory stays flat).
+    buf: Vec<u8>,
 }
 
 impl Resolver {
@@ -107,6 +109,7 @@ impl Resolver {
             sets,
             learned: Learned::default(),
             rng: seed(),
+            buf: vec![0u8; message::MAX_MESSAGE],
         };
         r.reload()?;
         Ok(r)
@@ -154,11 +157,10 @@ impl Resolver {
     /// out. Returns what to report.
     pub fn work(&mut self, now: Instant) -> Vec<Event> {
         let mut events = Vec::new();
-        let mut buf = vec![0u8; message::MAX_MESSAGE];
+        let mut buf = std::mem::take(&mut self.buf);
         for _ in 0..256 {
             let Ok((n, from)) = self.udp.recv_from(&mut buf) else { break };
-            let bytes = buf[..n].to_vec();
-            self.incoming(&bytes, Client::Udp(from), now, &mut events);
+            self.incoming(&buf[..n], Client::Udp(from), now, &mut events);
         }
         for (token, bytes) in self.tcp.work(now) {
             self.incoming(&bytes, Client::Tcp(token), now, &mut events);
@@ -166,6 +168,7 @@ impl Resolver {
         for reply in self.upstream.drain(&mut buf) {
             self.upstream_reply(&reply, now, &mut events);
         }
+        self.buf = buf;
         self.retry(now);
         events
     }
