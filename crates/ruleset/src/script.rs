@@ -40,14 +40,11 @@ pub fn flush(sets: &[SetId]) -> String {
     sets.iter().map(|s| format!("flush set {TABLE} {s}\n")).collect()
 }
 
-/// A script that puts `table` (a rendered `table inet terok_shield { … }`) in place of the
-/// existing one, when there is one, in one transaction.
-pub fn replace_table(existing: bool, table: &str) -> String {
-    if existing {
-        format!("delete table {TABLE}\n{table}")
-    } else {
-        table.to_string()
-    }
+/// A script that puts `table` (a rendered `table inet terok_shield { … }`) in place of
+/// whatever table of that name there is, or none, in one transaction: declaring the table
+/// empty first makes the delete valid either way, so no listing is needed beforehand.
+pub fn replace_table(table: &str) -> String {
+    format!("table {TABLE} {{}}\ndelete table {TABLE}\n{table}")
 }
 
 /// `nft` arguments that list the table.
@@ -151,7 +148,10 @@ mod tests {
             flush(&SetId::learned_sets()),
             "flush set inet terok_shield t40_dns_v4\nflush set inet terok_shield t40_dns_v6\n"
         );
-        assert_eq!(replace_table(true, "table x {}\n"), "delete table inet terok_shield\ntable x {}\n");
+        assert_eq!(
+            replace_table("table x {}\n"),
+            "table inet terok_shield {}\ndelete table inet terok_shield\ntable x {}\n"
+        );
         assert_eq!(dnsmasq_nftsets(), "4#inet#terok_shield#t40_dns_v4,6#inet#terok_shield#t40_dns_v6");
         assert_eq!(
             get_element_args(allow, n("198.51.100.7")).join(" "),

@@ -402,3 +402,31 @@ fn rootful_refused_names_are_reported() {
 fn rootless_refused_names_are_reported() {
     refused_names_are_reported(Who::User);
 }
+
+/// Under krun the resolver listens on 169.254.1.3 (added to the container's `lo` by the hook
+/// before the resolver binds), and the container's resolv.conf names it. The "krun" is a
+/// wrapper around runc: what is under test is the shield's side of the runtime.
+#[test]
+fn rootful_krun_runtime_gets_the_resolver_on_its_own_address() {
+    let Some(e) = env() else { return };
+    ensure_setup(Who::Root);
+    let h = Home::new(Who::Root);
+    h.file("bin/krun", "#!/bin/sh\nexec runc \"$@\"\n", 0o755);
+    h.profile("lab", "+allowed.shield.test\n");
+    let name = format!("tsh-krunres-{}", std::process::id());
+    let krun = h.dir.join("bin/krun").display().to_string();
+    let args = ["run", &name, "--profiles", "lab", "--", "-d", "--runtime", &krun, &e.image, "sleep", "600"];
+    let out = h.shield_with_test_dns(&args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let read = |f: &str| std::fs::read_to_string(h.state_dir(&name).join(f)).unwrap_or_default();
+    assert_eq!(
+        (read("dns.tier"), read("resolv.conf")),
+        ("resolver\n".into(), "nameserver 169.254.1.3\noptions ndots:0\n".into())
+    );
+    let lo = h.podman(&["exec", &name, "ip", "addr", "show", "lo"]).stdout;
+    assert!(lo.contains("inet 169.254.1.3/32"), "{lo}");
+    h.probe(&name, "krun resolver", &[("allowed.shield.test", true), ("unlisted.shield.test", false)]);
+    let pid = container_pid(&h, &name);
+    assert_eq!(ask(pid, "169.254.1.3", "unlisted.shield.test", RecordType::A).map(|r| r.0), Ok(ResponseCode::NXDomain));
+    h.podman(&["rm", "-f", &name]);
+}

@@ -207,13 +207,12 @@ impl<'a> Nft<'a> {
     /// netlink buffer). Until the last batch is in, the table denies by default: a failure
     /// leaves a closed firewall.
     pub fn load(&self, table: &str, seeds: &Seeds, posture: Posture) -> Result<String> {
-        let existing = !self.list_table()?.is_empty();
-        self.apply(&script::replace_table(existing, table))?;
+        self.apply(&script::replace_table(table))?;
         let listing = self.list_table()?;
         if let Err(e) = verify(posture, &listing) {
             // What loaded is not what we meant: leave nothing open behind us.
             let quarantine = render_table(Posture::Quarantine, &NetFacts::preview());
-            let _ = self.apply(&script::replace_table(true, &quarantine));
+            let _ = self.apply(&script::replace_table(&quarantine));
             return Err(NftError::Unverified(e));
         }
         let sets: Vec<(SetId, Vec<IpNet>)> = set_elements(seeds).into_iter().filter(|(_, e)| !e.is_empty()).collect();

@@ -68,6 +68,10 @@ pub fn run(
         ),
         None => None,
     };
+    if resolver.is_some() {
+        // Bound: questions queue in the socket until the loop below serves them.
+        ready();
+    }
     let nl = match nflog::open(NFLOG_GROUP) {
         Ok(fd) => Some(fd),
         Err(e) => {
