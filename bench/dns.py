@@ -19,6 +19,7 @@ names the test DNS server, so no name leaves this machine.
 import argparse
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -95,7 +96,14 @@ def main():
     for n in [int(x) for x in a.sizes.split(",")]:
         with open(os.path.join(conf, "profiles/names%d.txt" % n), "w") as f:
             f.writelines("+b%d-%d.allowed.shield.test\n" % (i, n) for i in range(n))
+        # The reference reads the same config.yml and knows no `dns:` key: ours gets its own
+        # copy of the config dir, with the tier pinned (ours defaults to its resolver).
+        conf_ours = os.path.join(w, "conf-ours")
+        shutil.rmtree(conf_ours, ignore_errors=True)
+        shutil.copytree(conf, conf_ours)
         with open(os.path.join(conf, "config.yml"), "w") as f:
+            f.write("dnsmasq_path: %s\n" % wrapper)
+        with open(os.path.join(conf_ours, "config.yml"), "w") as f:
             f.write("dnsmasq_path: %s\ndns:\n  tier: auto\n" % wrapper)
         as_user(w)
         got = {"ours": [], "ref": []}
@@ -107,7 +115,7 @@ def main():
                 name = "p%d-%d" % (n, i)
                 if who == "ours":
                     dt, r = ours.run([bins + "/terok-shield", "prepare", name, "--profiles", "names%d" % n, "--json"],
-                                     {"TEROK_SHIELD_STATE_DIR": state})
+                                     {"TEROK_SHIELD_STATE_DIR": state, "TEROK_SHIELD_CONFIG_DIR": conf_ours})
                 else:
                     dt, r = ref.run([a.ref, "--state-dir", state, "prepare", name, "--profiles", "names%d" % n, "--json"])
                 got[who].append(dt)
