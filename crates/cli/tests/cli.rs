@@ -151,7 +151,13 @@ fn preview_of_a_policy_shows_its_seeds() {
         !o.stdout.contains("add element inet terok_shield t40_project_allow_v4 "),
         "a denied address is not seeded as allowed"
     );
-    assert!(o.stdout.contains("# 1 domain(s) resolved at launch: web.example"));
+    assert!(o.stdout.contains("# 1 domain(s) answered by the shield's resolver: web.example"), "{}", o.stdout);
+    assert!(!o.stdout.contains("dport 53"), "the resolver's table lets no DNS out: {}", o.stdout);
+    // Another DNS tier: names resolved at launch, DNS to the forwarder.
+    h.write("config/config.yml", "dns:\n  tier: auto\n");
+    let o = h.run(&["preview", "--profiles", "mine"]);
+    assert!(o.stdout.contains("# 1 domain(s) resolved at launch: web.example"), "{}", o.stdout);
+    assert!(o.stdout.contains("udp dport 53 ip daddr 169.254.1.1 accept"), "{}", o.stdout);
 }
 
 /// `terok-shield preview` output is accepted by `nft -c -f -` in a new network namespace.

@@ -1,7 +1,10 @@
-//! `preview`: the ruleset that would be applied, with default network inputs (the pasta
-//! forwarder, no ports, no gateways). With `--profiles`, `--allow` or `--deny` it also
-//! shows the seed elements of that policy; domains are listed, not resolved.
+//! `preview`: the ruleset that would be applied, with default network inputs (no ports, no
+//! gateways; DNS as the configured tier has it: none with the shield's resolver, else the
+//! pasta forwarder). With `--profiles`, `--allow` or `--deny` it also shows the seed
+//! elements of that policy; domains are listed, not resolved.
 
+use terok_shield::config::DnsChoice;
+use terok_shield::dns::DnsMode;
 use terok_shield_policy::{Action, Entry, Target, TierSet};
 use terok_shield_ruleset::{render_table, seed_statements, NetFacts, Posture, Seeds};
 
@@ -26,7 +29,9 @@ pub fn run(ctx: &Context, req: Request) -> CliResult {
         (false, false) => Posture::Up,
     };
     let tiers = policy(ctx, &req)?;
-    let mut text = format!("# Ruleset preview ({}):\n{}", posture.label(), render_table(posture, &NetFacts::preview()));
+    let resolver = ctx.config.dns_tier == DnsChoice::Mode(DnsMode::Resolver);
+    let facts = if resolver { NetFacts::preview().without_dns() } else { NetFacts::preview() };
+    let mut text = format!("# Ruleset preview ({}):\n{}", posture.label(), render_table(posture, &facts));
     if let Some(tiers) = tiers {
         let eff = tiers.effective();
         let seeds = Seeds {
@@ -41,7 +46,8 @@ pub fn run(ctx: &Context, req: Request) -> CliResult {
         }
         let domains: Vec<&str> = eff.allow_domains().into_iter().chain(eff.deny_domains()).collect();
         if !domains.is_empty() {
-            text.push_str(&format!("# {} domain(s) resolved at launch: {}\n", domains.len(), domains.join(", ")));
+            let how = if resolver { "answered by the shield's resolver" } else { "resolved at launch" };
+            text.push_str(&format!("# {} domain(s) {how}: {}\n", domains.len(), domains.join(", ")));
         }
     }
     text.push('\n');
