@@ -5,12 +5,12 @@
 pub(crate) mod cache;
 pub(crate) mod conf;
 pub(crate) mod dnsmasq;
+pub(crate) mod ids;
 pub(crate) mod message;
 pub(crate) mod mode;
 pub(crate) mod resolv_conf;
 pub(crate) mod resolve;
 pub(crate) mod resolver;
-pub(crate) mod wire;
 
 use std::path::PathBuf;
 

@@ -10,75 +10,92 @@ use crate::{exec, tools};
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Resolve many names at once over one UDP socket to the host's first nameserver, at most
-/// `window` names (two questions each, A and AAAA) in flight, 2 s each. A name whose
+/// `window` names (two questions each, A and AAAA) in flight, 2 s each. Every question has a
+/// random id of its own, and only a reply to that very question counts (id, name, type and
+/// the owner names down the CNAME chain: [`super::message::read_answer`]). A name whose
 /// questions were not both answered usably is `None` (the caller asks the tools).
 pub fn resolve_many(domains: &[&str], window: usize) -> Vec<Option<Vec<IpAddr>>> {
-    use super::wire::{self, Answer, TYPE_A, TYPE_AAAA};
+    match super::resolv_conf::host_first() {
+        Some(server) => ask_many((server, 53).into(), domains, window),
+        None => vec![None; domains.len()],
+    }
+}
+
+/// [`resolve_many`] against `server`.
+fn ask_many(server: std::net::SocketAddr, domains: &[&str], window: usize) -> Vec<Option<Vec<IpAddr>>> {
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::RecordType;
+    use std::collections::HashMap;
+    use std::time::Instant;
+
+    /// A name's two answers, as they come: `None` not yet, `Some(None)` unusable.
+    struct Slot {
+        sent: Instant,
+        a: Option<Option<Vec<IpAddr>>>,
+        aaaa: Option<Option<Vec<IpAddr>>>,
+    }
+
     let mut out: Vec<Option<Vec<IpAddr>>> = vec![None; domains.len()];
-    let Some(server) = super::resolv_conf::host_first() else { return out };
     let bind: std::net::SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+    // Port 0: the kernel picks a random source port.
     let Ok(sock) = std::net::UdpSocket::bind(bind) else { return out };
-    if sock.connect((server, 53)).is_err() {
+    if sock.connect(server).is_err() {
         return out;
     }
-    // Query ids: a per-run random base (the socket is connected, so only the server's
-    // replies arrive; the id and the question type pick the slot).
-    let base = u16::try_from(std::process::id() as u64 ^ nanos() & 0xffff).unwrap_or(0);
-    struct Slot {
-        sent: std::time::Instant,
-        a: Option<Answer>,
-        aaaa: Option<Answer>,
-    }
-    let mut inflight: std::collections::HashMap<usize, Slot> = std::collections::HashMap::new();
+    let mut ids = super::ids::Ids::new();
+    let mut slots: HashMap<usize, Slot> = HashMap::new();
+    let mut asked: HashMap<u16, (usize, RecordType)> = HashMap::new();
     let mut next = 0;
-    let mut buf = [0u8; 4096];
-    while next < domains.len() || !inflight.is_empty() {
-        while inflight.len() < window && next < domains.len() {
+    let mut buf = vec![0u8; 4096];
+    while next < domains.len() || !slots.is_empty() {
+        while slots.len() < window && next < domains.len() {
             let i = next;
             next += 1;
-            let id = base.wrapping_add(u16::try_from(i % 32768).unwrap_or(0).wrapping_mul(2));
-            let qa = wire::query(id, domains[i], TYPE_A);
-            let qb = wire::query(id.wrapping_add(1), domains[i], TYPE_AAAA);
-            if let (Some(qa), Some(qb)) = (qa, qb) {
-                if sock.send(&qa).is_ok() && sock.send(&qb).is_ok() {
-                    inflight.insert(i, Slot { sent: std::time::Instant::now(), a: None, aaaa: None });
-                }
+            let mut sent_both = true;
+            for qtype in [RecordType::A, RecordType::AAAA] {
+                let id = ids.fresh(|id| asked.contains_key(&id));
+                let query = super::message::upstream_query(id, &domains[i].to_ascii_lowercase(), qtype);
+                sent_both &= query.is_some_and(|q| sock.send(&q).is_ok());
+                asked.insert(id, (i, qtype));
+            }
+            if sent_both {
+                slots.insert(i, Slot { sent: Instant::now(), a: None, aaaa: None });
             }
         }
-        let now = std::time::Instant::now();
-        inflight.retain(|_, s| now.duration_since(s.sent) < TIMEOUT);
-        let Some(wait) = inflight.values().map(|s| TIMEOUT.saturating_sub(now.duration_since(s.sent))).min() else {
+        let now = Instant::now();
+        slots.retain(|_, s| now.duration_since(s.sent) < TIMEOUT);
+        asked.retain(|_, (i, _)| slots.contains_key(i));
+        let Some(wait) = slots.values().map(|s| TIMEOUT.saturating_sub(now.duration_since(s.sent))).min() else {
             continue;
         };
-        let _ = sock.set_read_timeout(Some(wait.max(std::time::Duration::from_millis(1))));
+        let _ = sock.set_read_timeout(Some(wait.max(Duration::from_millis(1))));
         let Ok(n) = sock.recv(&mut buf) else { continue };
         let reply = &buf[..n];
         let Some(id) = reply.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]])) else { continue };
-        let offset = id.wrapping_sub(base);
-        let (i, is_aaaa) = (usize::from(offset / 2), offset % 2 == 1);
-        // Slot i or i + 32768 (ids wrap); only an in-flight one counts.
-        let Some(key) = [i, i + 32768].into_iter().find(|k| inflight.contains_key(k)) else { continue };
-        let qtype = if is_aaaa { TYPE_AAAA } else { TYPE_A };
-        let Some((_, answer)) = wire::parse(reply, qtype) else { continue };
-        if let Some(slot) = inflight.get_mut(&key) {
-            if is_aaaa {
-                slot.aaaa = Some(answer);
-            } else {
-                slot.a = Some(answer);
+        let Some(&(i, qtype)) = asked.get(&id) else { continue };
+        let name = domains[i].to_ascii_lowercase();
+        let Some(answer) = super::message::read_answer(reply, id, &name, qtype) else { continue };
+        asked.remove(&id);
+        let usable = match answer.code {
+            _ if answer.truncated => None,
+            ResponseCode::NoError => Some(answer.addresses.iter().map(|a| a.addr).collect()),
+            ResponseCode::NXDomain => Some(Vec::new()),
+            _ => None,
+        };
+        let Some(slot) = slots.get_mut(&i) else { continue };
+        if qtype == RecordType::A {
+            slot.a = Some(usable);
+        } else {
+            slot.aaaa = Some(usable);
+        }
+        if let (Some(a), Some(b)) = (&slot.a, &slot.aaaa) {
+            if let (Some(a), Some(b)) = (a, b) {
+                out[i] = Some(a.iter().chain(b).copied().collect());
             }
-            if let (Some(a), Some(b)) = (&slot.a, &slot.aaaa) {
-                if let (Answer::Addresses(a), Answer::Addresses(b)) = (a, b) {
-                    out[key] = Some(a.iter().chain(b).copied().collect());
-                }
-                inflight.remove(&key);
-            }
+            slots.remove(&i);
         }
     }
     out
-}
-
-fn nanos() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| u64::from(d.subsec_nanos())).unwrap_or(0)
 }
 
 /// The addresses of `domain`, de-duplicated in answer order; empty when none resolved. Asks
@@ -164,6 +181,53 @@ fn addresses(text: &str) -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A nameserver on loopback that answers every question three times: first with a
+    /// forged id, then with the right id but another question, then a stray owner record
+    /// plus the real answer. Only the real answer may count.
+    #[test]
+    fn spoofed_answers_do_not_count() {
+        use hickory_proto::op::{Message, MessageType, OpCode, Query};
+        use hickory_proto::rr::{Name, RData, Record, RecordType};
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = server.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap_or_else(|_| unreachable!()) };
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = server.recv_from(&mut buf) {
+                let Ok(q) = Message::from_vec(&buf[..n]) else { continue };
+                let query = q.queries[0].clone();
+                let reply = |id: u16, question: Query, records: Vec<Record>| {
+                    let mut m = Message::response(id, OpCode::Query);
+                    m.metadata.message_type = MessageType::Response;
+                    m.add_query(question);
+                    for r in records {
+                        m.add_answer(r);
+                    }
+                    m.to_vec().unwrap_or_default()
+                };
+                let a = |owner: &Name, v4: [u8; 4]| {
+                    Record::from_rdata(owner.clone(), 60, RData::A(std::net::Ipv4Addr::from(v4).into()))
+                };
+                if query.query_type() != RecordType::A {
+                    let _ = server.send_to(&reply(q.metadata.id, query, vec![]), from);
+                    continue;
+                }
+                let name = query.name().clone();
+                let other = Query::query(Name::from_ascii("evil.example.").unwrap_or_default(), RecordType::A);
+                let stray = Name::from_ascii("stray.example.").unwrap_or_default();
+                let _ = server.send_to(
+                    &reply(q.metadata.id.wrapping_add(1), query.clone(), vec![a(&name, [198, 51, 100, 66])]),
+                    from,
+                );
+                let _ = server.send_to(&reply(q.metadata.id, other, vec![a(&name, [198, 51, 100, 67])]), from);
+                let real = vec![a(&stray, [198, 51, 100, 68]), a(&name, [198, 51, 100, 10])];
+                let _ = server.send_to(&reply(q.metadata.id, query, real), from);
+            }
+        });
+        let got = ask_many(addr, &["a.example", "b.example"], 16);
+        assert_eq!(got, vec![Some(vec![ip("198.51.100.10")]), Some(vec![ip("198.51.100.10")])]);
+    }
 
     #[test]
     fn getent_keeps_stream_lines() {

@@ -82,7 +82,7 @@ pub(crate) struct Resolver {
     bundle: Bundle,
     sets: nftnl::Loader,
     learned: Learned,
-    rng: u64,
+    ids: crate::dns::ids::Ids,
     /// One datagram at a time (allocated once: the helper's memory stays flat).
     buf: Vec<u8>,
 }
@@ -108,7 +108,7 @@ impl Resolver {
             bundle,
             sets,
             learned: Learned::default(),
-            rng: seed(),
+            ids: crate::dns::ids::Ids::new(),
             buf: vec![0u8; message::MAX_MESSAGE],
         };
         r.reload()?;
@@ -286,29 +286,11 @@ impl Resolver {
     }
 
     fn next_random(&mut self) -> u64 {
-        // xorshift64*: query ids and source ports need to be unpredictable to an off-path
-        // spoofer, not cryptographic (the upstream is the host's own nameserver).
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.ids.next_u64()
     }
 
     fn fresh_id(&mut self) -> u16 {
-        loop {
-            let id = (self.next_random() >> 48) as u16;
-            if !self.pending.contains_key(&id) {
-                return id;
-            }
-        }
+        let pending = &self.pending;
+        self.ids.fresh(|id| pending.contains_key(&id))
     }
-}
-
-/// A random seed from the kernel (the time, should that fail).
-fn seed() -> u64 {
-    use std::io::Read;
-    let mut b = [0u8; 8];
-    let ok = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_ok();
-    let s = if ok { u64::from_ne_bytes(b) } else { std::time::UNIX_EPOCH.elapsed().map_or(1, |d| d.as_nanos() as u64) };
-    s | 1
 }
