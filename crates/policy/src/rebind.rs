@@ -11,16 +11,59 @@ use crate::target::IpNet;
 
 /// IPv4 ranges a DNS answer may not open: "this network", RFC 1918, shared address space
 /// (which holds Alibaba's metadata service), loopback, link-local (which holds the
-/// AWS/GCP/Azure/OpenStack metadata service).
-pub const GUARDED_V4: [&str; 7] =
-    ["0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"];
+/// AWS/GCP/Azure/OpenStack metadata service), Azure's WireServer, the IETF protocol block
+/// (which holds Oracle Cloud's metadata service, 192.0.0.192), multicast, and the reserved
+/// block with the limited broadcast address.
+pub const GUARDED_V4: [&str; 11] = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "168.63.129.16/32",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.168.0.0/16",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+];
 
-/// IPv6 ranges: unspecified, loopback, IPv4-mapped, unique-local (which holds AWS's IPv6
-/// metadata service), link-local, site-local.
-pub const GUARDED_V6: [&str; 6] = ["::/128", "::1/128", "::ffff:0:0/96", "fc00::/7", "fe80::/10", "fec0::/10"];
+/// IPv6 ranges: unspecified, loopback, IPv4-mapped and IPv4-translated, local-use NAT64,
+/// unique-local (which holds AWS's IPv6 metadata service), link-local, site-local,
+/// multicast.
+pub const GUARDED_V6: [&str; 9] = [
+    "::/128",
+    "::1/128",
+    "::ffff:0:0/96",
+    "::ffff:0:0:0/96",
+    "64:ff9b:1::/48",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+];
 
+/// IPv6 prefixes that carry an IPv4 address, and where: the well-known NAT64 prefix and the
+/// IPv4-compatible block (the last 32 bits), 6to4 (bits 16 to 47). Such an address leads to
+/// its IPv4 address, so it is guarded exactly when that one is (DNS64 keeps working for
+/// public addresses).
+const EMBEDDING: [(u128, u8, u8); 3] = [(0x0064_ff9b << 96, 96, 96), (0, 96, 96), (0x2002 << 112, 16, 16)];
+
+/// Every guarded network: the tables, and each guarded IPv4 range as it appears inside the
+/// IPv4-carrying IPv6 prefixes.
 fn guarded() -> impl Iterator<Item = IpNet> {
-    GUARDED_V4.iter().chain(GUARDED_V6.iter()).filter_map(|r| r.parse().ok())
+    let v4: Vec<IpNet> = GUARDED_V4.iter().filter_map(|r| r.parse().ok()).collect();
+    let embedded: Vec<IpNet> = EMBEDDING
+        .iter()
+        .flat_map(|&(base, prefix, shift_from)| {
+            v4.iter().filter_map(move |n| {
+                let IpAddr::V4(a) = n.addr() else { return None };
+                let bits = base | (u128::from(u32::from(a)) << (128 - u32::from(shift_from) - 32));
+                IpNet::new(IpAddr::V6(bits.into()), prefix + n.prefix())
+            })
+        })
+        .collect();
+    v4.into_iter().chain(GUARDED_V6.iter().filter_map(|r| r.parse().ok())).chain(embedded)
 }
 
 /// True when a DNS answer naming `addr` must not be trusted: it lies in a guarded range and
@@ -93,10 +136,30 @@ mod tests {
             "fd00:ec2::254",
             "fe80::1",
             "::ffff:10.0.0.1",
+            "168.63.129.16",
+            "192.0.0.192",
+            "224.0.0.251",
+            "255.255.255.255",
+            "ff02::fb",
+            "64:ff9b::a00:1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::1",
+            "::a00:1",
+            "2002:a00:1::1",
+            "2002:7f00:1::",
         ] {
             assert!(is_guarded(ip(a), &[]), "{a}");
         }
-        for a in ["198.51.100.10", "8.8.8.8", "172.32.0.1", "2001:db8::1", "100.128.0.1"] {
+        for a in [
+            "198.51.100.10",
+            "8.8.8.8",
+            "172.32.0.1",
+            "2001:db8::1",
+            "100.128.0.1",
+            "168.63.129.17",
+            "64:ff9b::c633:640a",
+            "2002:c633:640a::1",
+        ] {
             assert!(!is_guarded(ip(a), &[]), "{a}");
         }
     }
@@ -123,7 +186,7 @@ mod tests {
     #[test]
     fn without_exemptions_the_ranges_are_the_table() {
         let ranges: Vec<String> = guarded_ranges(&[]).iter().map(IpNet::to_string).collect();
-        assert_eq!(ranges.len(), GUARDED_V4.len() + GUARDED_V6.len());
+        assert_eq!(ranges.len(), GUARDED_V4.len() * (1 + EMBEDDING.len()) + GUARDED_V6.len());
         assert_eq!(ranges.first().map(String::as_str), Some("0.0.0.0/8"));
     }
 }

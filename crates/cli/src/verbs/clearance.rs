@@ -91,17 +91,22 @@ pub fn run(ctx: &Context, name: &str) -> CliResult {
             let s = |k: &str| sanitize_wire(e.get(k).and_then(|v| v.as_str()).unwrap_or(""), 256);
             // A refused connection is asked about by address; a refused name (the shield's
             // resolver) by name, before any address exists.
+            // What a verdict would allow must be exactly one address, or one plain name: never
+            // a network, a wildcard or anything else the container wrote into an event.
             let b = match s("action").as_str() {
-                "queued_connection" => Blocked {
+                "queued_connection" if s("dest").parse::<std::net::IpAddr>().is_ok() => Blocked {
                     dest: s("dest"),
                     port: e.get("port").and_then(|p| p.as_u64()).unwrap_or(0),
                     domain: s("domain"),
                 },
-                "blocked_query" if !s("domain").is_empty() => {
+                "blocked_query" if is_plain_name(&s("domain")) => {
                     Blocked { dest: s("domain"), port: 0, domain: String::new() }
                 }
                 _ => continue,
             };
+            if queue.len() >= MAX_QUEUE {
+                continue;
+            }
             if !asked.insert(b.dest.clone()) {
                 continue;
             }
@@ -142,6 +147,15 @@ pub fn run(ctx: &Context, name: &str) -> CliResult {
     Ok(())
 }
 
+/// Destinations waiting for a verdict at once; more are not queued (the container must not
+/// be able to bury the operator in prompts).
+const MAX_QUEUE: usize = 64;
+
+/// A name the policy grammar reads as one plain domain (not an address, network or wildcard).
+fn is_plain_name(name: &str) -> bool {
+    matches!(terok_shield_policy::Target::parse(name), Ok(terok_shield_policy::Target::Domain(d)) if !d.starts_with("*."))
+}
+
 fn prompt(term: &mut std::io::Stdout, queue: &VecDeque<Blocked>) {
     if let Some(head) = queue.front() {
         let _ = write!(term, "[BLOCKED] {} — allow/deny? ", head.shown());
@@ -171,4 +185,17 @@ fn verdict(verb: &str, container: &str, dest: &str) -> bool {
         .stdout(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_names_are_offered() {
+        assert!(is_plain_name("refused.shield.test"));
+        for bad in ["0.0.0.0/0", "::/0", "1.0.0.0/1", "198.51.100.7", "*.example.com", "", "a b.test", "localhost"] {
+            assert!(!is_plain_name(bad), "{bad}");
+        }
+    }
 }

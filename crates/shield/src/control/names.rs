@@ -45,7 +45,14 @@ impl Container<'_> {
         let removed = match (self.is_running(), request(&self.bundle, &req)) {
             (false, _) => return Ok(vec![Change { address: "recorded".into(), in_force: false }]),
             (true, Some(Ok(removed))) => removed,
-            (true, Some(Err(e))) => return Err(ControlError::Resolver(e).into()),
+            (true, Some(Err(e))) => {
+                // It could not act on the change: a deny still cuts everything learned.
+                if action == Action::Deny {
+                    let (nft, _) = self.running()?;
+                    nft.apply(&script::flush(&SetId::learned_sets()))?;
+                }
+                return Err(ControlError::Resolver(e).into());
+            }
             (true, None) => {
                 // No resolver answers: the container resolves nothing anyway. A deny must
                 // still cut what may have been learned: every learned address goes.

@@ -49,6 +49,9 @@ pub enum Incoming {
 /// records than the bytes could hold (a record is at least 11 bytes). Checked before the
 /// codec runs, which would allocate for a claimed 65 535 questions in a 20-byte packet.
 fn plausible(bytes: &[u8], questions: u16) -> bool {
+    if bytes.len() < 12 {
+        return false;
+    }
     let count = |i: usize| usize::from(u16::from_be_bytes([bytes[i], bytes[i + 1]]));
     let records = count(6) + count(8) + count(10);
     bytes.len() >= 12 && count(4) <= usize::from(questions) && records * 11 <= bytes.len() - 12
@@ -176,6 +179,8 @@ pub struct Answer {
     pub code: ResponseCode,
     /// The CNAME records from the question's name down the chain, in order.
     pub chain: Vec<Record>,
+    /// The names the chain leads through (each CNAME's target, lower case), in order.
+    pub aliases: Vec<String>,
     /// The addresses of the question's type at the end of the chain.
     pub addresses: Vec<Address>,
     pub truncated: bool,
@@ -198,6 +203,7 @@ pub fn read_answer(bytes: &[u8], id: u16, name: &str, qtype: RecordType) -> Opti
     }
     let mut current = name.to_string();
     let mut chain = Vec::new();
+    let mut aliases = Vec::new();
     let mut ttl = u32::MAX;
     for _ in 0..=MAX_CHAIN {
         let next = m.answers.iter().find_map(|r| match &r.data {
@@ -210,6 +216,7 @@ pub fn read_answer(bytes: &[u8], id: u16, name: &str, qtype: RecordType) -> Opti
             Some((r, target)) if chain.len() < MAX_CHAIN => {
                 ttl = ttl.min(r.ttl);
                 chain.push(r.clone());
+                aliases.push(target.clone());
                 current = target;
             }
             _ => break,
@@ -228,7 +235,7 @@ pub fn read_answer(bytes: &[u8], id: u16, name: &str, qtype: RecordType) -> Opti
             Some(Address { addr, ttl: ttl.min(r.ttl) })
         })
         .collect();
-    Some(Answer { code: m.metadata.response_code, chain, addresses, truncated: m.metadata.truncation })
+    Some(Answer { code: m.metadata.response_code, chain, aliases, addresses, truncated: m.metadata.truncation })
 }
 
 /// The resolver's answer to `q`: the chain and `addresses`, every TTL capped at `ttl_cap`.

@@ -103,6 +103,10 @@ pub enum DnsError {
     TierUnavailable { tier: &'static str, why: &'static str },
     #[error("cannot open a socket to the nameserver {server}: {reason}")]
     UpstreamSocket { server: std::net::SocketAddr, reason: String },
+    /// The resolver remembers as many names as it may (a deny must find every address it
+    /// learned); new names wait until old answers expire.
+    #[error("too many names learned at once; new ones resolve once older answers expire")]
+    LearnedFull,
     #[error("the resolver cannot listen on {addr}: {reason}")]
     ResolverBind { addr: std::net::SocketAddr, reason: String },
     #[error("no non-loopback nameserver in /etc/resolv.conf or /run/systemd/resolve/resolv.conf: a rootful container needs one")]

@@ -82,10 +82,16 @@ pub(super) fn spawn(
     if state.id.is_empty() {
         return Err(HookError::ReaderNoId.into());
     }
-    if running(bundle).is_some() {
-        return Ok(None);
-    }
     let pid = state.pid.ok_or(HookError::ReaderNoPid)?;
+    if let Some(old) = running(bundle) {
+        // Already serving this container (a hook that runs twice): nothing to do. A helper
+        // left from an earlier start serves a namespace that is gone: replace it.
+        let ours = format!("--netns-pid={pid}").into_bytes();
+        if procs::cmdline(old).is_some_and(|args| args.contains(&ours)) {
+            return Ok(None);
+        }
+        procs::terminate(old, |p| is_reader(bundle, p));
+    }
     let short: String = state.id.chars().take(12).collect();
     let name = state.annotation("terok.shield.name").filter(|n| validate_container_name(n).is_ok());
     let spec = ReaderSpec {

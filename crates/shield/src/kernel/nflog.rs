@@ -74,11 +74,16 @@ fn recv_timeout(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize> {
     recv(fd.as_raw_fd(), buf, MsgFlags::empty()).map_err(netlink::sys(WHO, "bind acknowledgement"))
 }
 
-/// Read every pending datagram (until it would block) and parse the packets in them. A
+/// Datagrams read per call at most.
+const MAX_DATAGRAMS: usize = 1024;
+
+/// Read the pending datagrams (until it would block, at most [`MAX_DATAGRAMS`]) and parse the packets in them. A
 /// receive-buffer overrun (`ENOBUFS`: the kernel dropped messages) is not an error.
 pub fn drain(fd: &OwnedFd, buf: &mut [u8]) -> Vec<Logged> {
     let mut out = Vec::new();
-    loop {
+    // A bounded round: under a flood the caller's loop still serves DNS and its control
+    // socket in between (what is left is read next round, or dropped by the kernel).
+    for _ in 0..MAX_DATAGRAMS {
         match recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
             Ok(0) => break,
             Ok(n) => out.extend(parse_messages(&buf[..n])),

@@ -129,6 +129,23 @@ impl Loader {
         self.wait_acks(vec![seq], set)
     }
 
+    /// Take `address` out of the timeout set `set` and put it in again with `timeout`, in one
+    /// transaction (what re-arms an element on kernels that ignore a new add's timeout).
+    pub fn rearm(&mut self, set: SetId, address: IpAddr, timeout: Duration) -> Result<()> {
+        let mut buf = Vec::with_capacity(256);
+        let begin = self.next_seq();
+        message(&mut buf, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, begin, 0, NFNL_SUBSYS_NFTABLES, |_| {});
+        let del = self.next_seq();
+        element_message(&mut buf, NFT_MSG_DELSETELEM, NLM_F_REQUEST | NLM_F_ACK, del, set, &[address]);
+        let add = self.next_seq();
+        let flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK;
+        timed_element_message(&mut buf, NFT_MSG_NEWSETELEM, flags, add, set, &[address], Some(timeout));
+        let end = self.next_seq();
+        message(&mut buf, NFNL_MSG_BATCH_END, NLM_F_REQUEST, end, 0, NFNL_SUBSYS_NFTABLES, |_| {});
+        self.send(&buf)?;
+        self.wait_acks(vec![del, add], set)
+    }
+
     /// How long `address` has left in the timeout set `set`: `None` when it is not there
     /// (`Some(Duration::MAX)` for an element without a timeout).
     pub fn remaining(&mut self, set: SetId, address: IpAddr) -> Result<Option<Duration>> {

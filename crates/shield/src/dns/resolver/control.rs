@@ -65,6 +65,9 @@ impl ControlServer {
         let path = state_dir.join(SOCKET);
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path)?;
+        // The state dir is 0700 already; the socket itself is its owner's alone too,
+        // whatever the umask.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
         Ok(ControlServer { listener, path })
     }

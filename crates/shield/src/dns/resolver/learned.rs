@@ -17,16 +17,19 @@ pub(crate) struct Learned {
 }
 
 impl Learned {
-    /// `name` answered `addrs`, allowed until `until`.
-    pub fn record(&mut self, name: &str, addrs: &[IpAddr], until: Instant, now: Instant) {
-        if self.by_name.len() >= MAX_NAMES && !self.by_name.contains_key(name) {
-            self.prune(now);
-            if self.by_name.len() >= MAX_NAMES {
-                // Only bookkeeping is lost: the sets keep what they hold, and expire it.
-                self.by_name.clear();
-                self.by_addr.clear();
-            }
+    /// There is room to record `name`: it is known, or fewer than [`MAX_NAMES`] are (once
+    /// expired ones are gone). A name that cannot be recorded must not be learned: a later
+    /// `deny` would not find its addresses.
+    pub fn has_room(&mut self, name: &str, now: Instant) -> bool {
+        if self.by_name.len() < MAX_NAMES || self.by_name.contains_key(name) {
+            return true;
         }
+        self.prune(now);
+        self.by_name.len() < MAX_NAMES
+    }
+
+    /// `name` answered `addrs`, allowed until `until` (the caller checked [`Learned::has_room`]).
+    pub fn record(&mut self, name: &str, addrs: &[IpAddr], until: Instant) {
         let entry = self.by_name.entry(name.to_string()).or_default();
         for a in addrs {
             let t = entry.entry(*a).or_insert(until);
@@ -49,20 +52,24 @@ impl Learned {
         self.by_addr.get(addr).map(String::as_str)
     }
 
-    /// Take out everything learned for a name `rule` covers (`name` or `*.name`): the
-    /// addresses, once each.
-    pub fn take_covered(&mut self, rule: &str) -> Vec<IpAddr> {
-        let names: Vec<String> = self.by_name.keys().filter(|n| DomainRules::covers(rule, n)).cloned().collect();
-        let mut out: Vec<IpAddr> = Vec::new();
-        for n in names {
-            if let Some(addrs) = self.by_name.remove(&n) {
-                out.extend(addrs.into_keys());
-            }
-        }
+    /// Everything learned for a name `rule` covers (`name` or `*.name`): the addresses, once
+    /// each. Nothing is forgotten yet ([`Learned::forget_covered`] once they are out).
+    pub fn covered(&self, rule: &str) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = self
+            .by_name
+            .iter()
+            .filter(|(n, _)| DomainRules::covers(rule, n))
+            .flat_map(|(_, addrs)| addrs.keys().copied())
+            .collect();
         out.sort();
         out.dedup();
-        self.by_addr.retain(|a, _| !out.contains(a));
         out
+    }
+
+    /// Drop the bookkeeping of the names `rule` covers and of `addrs`.
+    pub fn forget_covered(&mut self, rule: &str, addrs: &[IpAddr]) {
+        self.by_name.retain(|n, _| !DomainRules::covers(rule, n));
+        self.by_addr.retain(|a, _| !addrs.contains(a));
     }
 }
 
@@ -82,17 +89,26 @@ mod tests {
         let b: IpAddr = [198, 51, 100, 11].into();
         let c: IpAddr = [198, 51, 100, 12].into();
         let mut l = Learned::default();
-        l.record("x.example.com", &[a, b], now + secs(60), now);
-        l.record("example.com", &[c], now + secs(60), now);
-        l.record("other.test", &[b], now + secs(60), now);
+        l.record("x.example.com", &[a, b], now + secs(60));
+        l.record("example.com", &[c], now + secs(60));
+        l.record("other.test", &[b], now + secs(60));
         assert_eq!(l.domain_of(&a), Some("x.example.com"));
         assert_eq!(l.domain_of(&b), Some("other.test"));
-        assert_eq!(l.take_covered("*.example.com"), vec![a, b]);
+        let wild = l.covered("*.example.com");
+        assert_eq!(wild, vec![a, b]);
+        l.forget_covered("*.example.com", &wild);
         assert_eq!(l.domain_of(&a), None);
-        assert_eq!(l.take_covered("example.com"), vec![c]);
-        assert!(l.take_covered("example.com").is_empty());
-        l.record("old.test", &[a], now, now);
+        assert_eq!(l.covered("example.com"), vec![c]);
+        l.forget_covered("example.com", &[c]);
+        assert!(l.covered("example.com").is_empty());
+        l.record("old.test", &[a], now);
         l.prune(now + secs(1));
         assert_eq!(l.domain_of(&a), None);
+        for i in 0..MAX_NAMES {
+            l.record(&format!("n{i}.test"), &[a], now + secs(60));
+        }
+        assert!(!l.has_room("one.more.test", now), "full: a new name must be refused, not forgotten");
+        assert!(l.has_room("n1.test", now));
+        assert!(l.has_room("one.more.test", now + secs(61)), "expired names make room");
     }
 }

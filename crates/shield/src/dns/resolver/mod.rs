@@ -142,7 +142,9 @@ impl Resolver {
     /// Take out of the learned sets every address learned for a name `rule` covers, and end
     /// the flows to them (after `deny C rule`; the policy has been reloaded). Returns them.
     pub fn forget(&mut self, rule: &str) -> Result<Vec<IpAddr>> {
-        let addrs = self.learned.take_covered(rule);
+        // Out of the sets and cut first; the bookkeeping goes only once that worked, so a
+        // failure midway leaves every address findable by the next deny.
+        let addrs = self.learned.covered(rule);
         for a in &addrs {
             self.sets.remove(SetId::learned(a.is_ipv6()), *a)?;
         }
@@ -150,6 +152,7 @@ impl Resolver {
             let nets: Vec<IpNet> = addrs.iter().map(|a| IpNet::host(*a)).collect();
             conntrack::kill_flows(Some(&nets))?;
         }
+        self.learned.forget_covered(rule, &addrs);
         Ok(addrs)
     }
 
@@ -244,6 +247,11 @@ impl Resolver {
         if self.rules.decide(&q.name) != DomainVerdict::Allowed {
             return self.respond(p.client, &message::local_reply(q, ResponseCode::NXDomain));
         }
+        // A chain through a denied name is that name's answer: refused like the name.
+        if let Some(denied) = answer.aliases.iter().find(|a| self.rules.decide(a) == DomainVerdict::Denied) {
+            events.push(Event::Refused { name: denied.clone(), qtype: q.qtype.to_string(), denied: true });
+            return self.respond(p.client, &message::local_reply(q, ResponseCode::NXDomain));
+        }
         if answer.code != ResponseCode::NoError {
             let code =
                 if answer.code == ResponseCode::NXDomain { ResponseCode::NXDomain } else { ResponseCode::ServFail };
@@ -273,14 +281,22 @@ impl Resolver {
     /// Put `addrs` in force in the learned sets (each for its clamped TTL, never shortening
     /// what an element has left) and wait for the kernel's acknowledgement.
     fn enforce(&mut self, name: &str, addrs: &[message::Address], now: Instant) -> Result<()> {
+        if !addrs.is_empty() && !self.learned.has_room(name, now) {
+            return Err(DnsError::LearnedFull.into());
+        }
         for a in addrs {
             let timeout = secs(self.ttl.timeout(a.ttl));
             let set = SetId::learned(a.addr.is_ipv6());
             let left = self.sets.remaining(set, a.addr)?;
             if left.is_none_or(|l| l < timeout) {
                 self.sets.add_timed(set, &[a.addr], timeout)?;
+                // Kernels before 6.12 keep an existing element's expiry on a new add: take
+                // it out and in again then (one transaction).
+                if left.is_some() && self.sets.remaining(set, a.addr)?.is_some_and(|l| l + secs(1) < timeout) {
+                    self.sets.rearm(set, a.addr, timeout)?;
+                }
             }
-            self.learned.record(name, &[a.addr], now + timeout, now);
+            self.learned.record(name, &[a.addr], now + timeout);
         }
         Ok(())
     }

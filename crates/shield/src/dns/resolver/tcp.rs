@@ -13,6 +13,11 @@ use crate::dns::message::MAX_MESSAGE;
 const MAX_CONNECTIONS: usize = 16;
 /// A connection that sends nothing for this long is closed.
 const IDLE: Duration = Duration::from_secs(5);
+/// Answers queued for a client that does not read: beyond this, the connection is closed
+/// (the helper's memory must not grow with what a client leaves unread).
+const MAX_OUTBOX: usize = 64 * 1024;
+/// Questions of one connection waiting for the upstream at once.
+const MAX_UNANSWERED: usize = 16;
 
 struct Conn {
     stream: TcpStream,
@@ -81,7 +86,7 @@ impl TcpServer {
                     Err(_) => return false,
                 }
             }
-            while c.inbox.len() >= 2 {
+            while c.inbox.len() >= 2 && c.unanswered < MAX_UNANSWERED {
                 let len = usize::from(u16::from_be_bytes([c.inbox[0], c.inbox[1]]));
                 if c.inbox.len() < 2 + len {
                     break;
@@ -91,7 +96,7 @@ impl TcpServer {
                 c.unanswered += 1;
             }
             let done = c.eof && c.unanswered == 0 && c.outbox.is_empty();
-            flush(c) && !done && now.duration_since(c.last) < IDLE
+            flush(c) && !done && c.outbox.len() <= MAX_OUTBOX && now.duration_since(c.last) < IDLE
         });
         messages
     }
@@ -104,6 +109,11 @@ impl TcpServer {
             c.outbox.extend_from_slice(&len.to_be_bytes());
             c.outbox.extend_from_slice(reply);
             let _ = flush(c);
+            if c.outbox.len() > MAX_OUTBOX {
+                // Closed at the next round: the client does not read what it asked for.
+                c.eof = true;
+                c.unanswered = 0;
+            }
         }
     }
 }
@@ -122,4 +132,46 @@ fn flush(c: &mut Conn) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn what_a_client_leaves_unread_stays_bounded() {
+        let mut server =
+            TcpServer::bind("127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!())).unwrap_or_else(|e| panic!("{e}"));
+        let addr = server.listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let mut client = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
+        // Small queries, as many as the server takes; answers far larger, never read.
+        for _ in 0..MAX_UNANSWERED * 4 {
+            let _ = client.write_all(&[0, 2, 0xab, 0xcd]);
+        }
+        let big = vec![0u8; 16 * 1024];
+        let mut served = 0;
+        for _ in 0..200 {
+            let now = Instant::now();
+            for (token, _) in server.work(now) {
+                served += 1;
+                server.reply(token, &big);
+            }
+            assert!(server.conns.iter().all(|c| c.outbox.len() <= MAX_OUTBOX + big.len() + 2));
+            if server.conns.is_empty() && served > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(served > 0, "no question was read");
+        assert!(served <= MAX_UNANSWERED * 4);
+        // Past the cap a connection is closed at the next round, whatever the kernel took.
+        if let Some(c) = server.conns.first_mut() {
+            c.outbox = vec![0; MAX_OUTBOX + 1];
+            c.eof = true;
+            c.unanswered = 0;
+        }
+        let _ = server.work(Instant::now());
+        assert!(server.conns.iter().all(|c| c.outbox.len() <= MAX_OUTBOX), "an overfull connection was kept");
+    }
 }

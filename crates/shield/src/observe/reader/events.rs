@@ -203,7 +203,11 @@ impl<'a> Reader<'a> {
                         );
                         self.audit.mark(&key, now);
                     }
-                    if wire_due && !denied {
+                    // Only a name the policy grammar reads as a plain domain is offered for
+                    // clearance: a "name" such as `0.0.0.0/0` (one label can hold a slash)
+                    // would become `allow C 0.0.0.0/0`.
+                    let clearable = matches!(terok_shield_policy::Target::parse(&name), Ok(terok_shield_policy::Target::Domain(d)) if !d.starts_with("*."));
+                    if wire_due && !denied && clearable {
                         let fields = Fields::new()
                             .always("dest", "")
                             .int("port", 0)
