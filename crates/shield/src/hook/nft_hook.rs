@@ -144,7 +144,7 @@ fn create_runtime(state: &OciState, bundle: &Bundle, env: &ProcEnv, helper: &Hel
     let nft = Nft::at(bin).with_env(env.child_env());
     let resolver = spawn_resolver(state, bundle, env, helper, pid)?;
     let loaded = netns::enter_net_of(pid).map_err(crate::Error::from).and_then(|()| {
-        nft.load(table, &seeds, Posture::Up)?;
+        nft.load_fresh(table, &seeds, Posture::Up)?;
         Ok(())
     });
     if let Err(e) = loaded {

@@ -34,6 +34,8 @@ pub enum Refusal {
     NoSuchElement,
     /// The batch did not fit the netlink socket (`Message too long`).
     TooLong,
+    /// `create` of something that is there already (`File exists`).
+    Exists,
     Other,
 }
 
@@ -45,6 +47,8 @@ impl Refusal {
             Refusal::NoSuchObject
         } else if stderr.contains("Message too long") {
             Refusal::TooLong
+        } else if stderr.contains("File exists") {
+            Refusal::Exists
         } else {
             Refusal::Other
         }
@@ -208,6 +212,20 @@ impl<'a> Nft<'a> {
     /// leaves a closed firewall.
     pub fn load(&self, table: &str, seeds: &Seeds, posture: Posture) -> Result<String> {
         self.apply(&script::replace_table(table))?;
+        self.verify_and_seed(seeds, posture)
+    }
+
+    /// Like [`Nft::load`], into a namespace that should not have the table yet (the hook's
+    /// new container): created, which is cheaper than replaced; replaced if it is there.
+    pub fn load_fresh(&self, table: &str, seeds: &Seeds, posture: Posture) -> Result<String> {
+        match self.apply(&script::create_table(table)) {
+            Err(e) if e.refusal() == Some(Refusal::Exists) => self.apply(&script::replace_table(table))?,
+            other => other?,
+        }
+        self.verify_and_seed(seeds, posture)
+    }
+
+    fn verify_and_seed(&self, seeds: &Seeds, posture: Posture) -> Result<String> {
         let listing = self.list_table()?;
         if let Err(e) = verify(posture, &listing) {
             // What loaded is not what we meant: leave nothing open behind us.
@@ -257,6 +275,7 @@ mod tests {
         assert_eq!(Refusal::of("Error: Could not process rule: No such file or directory"), Refusal::NoSuchObject);
         assert_eq!(Refusal::of("Error: element does not exist"), Refusal::NoSuchElement);
         assert_eq!(Refusal::of("netlink: Error: Could not process rule: Message too long"), Refusal::TooLong);
+        assert_eq!(Refusal::of("Error: Could not process rule: File exists"), Refusal::Exists);
         assert_eq!(Refusal::of("Error: syntax error"), Refusal::Other);
         let e =
             NftError::from(ExecError::Failed { cmd: "nft".into(), rc: 1, stderr: "No such file or directory".into() });
