@@ -2,7 +2,6 @@
 //! flows, learned addresses across postures.
 
 use super::harness::*;
-use std::process::Command;
 
 fn live_control(who: Who) {
     let Some((h, name)) = shielded(who, "live", &[ALLOWED_V4], &["sleep", "600"]) else { return };
@@ -217,35 +216,16 @@ fn rootless_deny_of_a_network_ends_live_flows() {
 fn learned_addresses_survive_postures_but_denied_ones_do_not() {
     let Some((h, name)) = shielded(Who::Root, "learned", &[ALLOWED_V4], &["sleep", "600"]) else { return };
     let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout.trim().to_string();
-    let add = run(Command::new("nsenter").args([
-        "-t",
+    let add = nft_in(
         &pid,
-        "-n",
-        "nft",
-        "add",
-        "element",
-        "inet",
-        "terok_shield",
-        "t40_dns_v4",
-        &format!("{{ {UNLISTED_V4}, {DENIED_V4} }}"),
-    ]));
+        &["add", "element", "inet", "terok_shield", "t40_dns_v4", &format!("{{ {UNLISTED_V4}, {DENIED_V4} }}")],
+    );
     assert_eq!(add.code, 0, "{}", add.stderr);
     h.probe(&name, "learned", &[(UNLISTED_V4, true), (DENIED_V4, true)]);
     assert_eq!(h.shield(&["deny", &name, DENIED_V4]).code, 0);
     assert_eq!(h.shield(&["down", &name]).code, 0);
     assert_eq!(h.shield(&["up", &name]).code, 0);
-    let learned = run(Command::new("nsenter").args([
-        "-t",
-        &pid,
-        "-n",
-        "nft",
-        "list",
-        "set",
-        "inet",
-        "terok_shield",
-        "t40_dns_v4",
-    ]))
-    .stdout;
+    let learned = nft_in(&pid, &["list", "set", "inet", "terok_shield", "t40_dns_v4"]).stdout;
     assert!(learned.contains(UNLISTED_V4), "a learned address was lost: {learned}");
     assert!(!learned.contains(DENIED_V4), "a denied address came back: {learned}");
     h.probe(&name, "after down + up", &[(UNLISTED_V4, true), (DENIED_V4, false)]);

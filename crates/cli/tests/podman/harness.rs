@@ -475,6 +475,11 @@ pub(crate) fn blocked_rows(dir: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `nft args` inside the network namespace of process `pid` (from the host).
+pub(crate) fn nft_in(pid: &str, args: &[&str]) -> Out {
+    run(Command::new("nsenter").args(["-t", pid, "-n", "nft"]).args(args))
+}
+
 /// Wait up to `limit` for `f` to hold.
 pub(crate) fn within(limit: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
     let start = std::time::Instant::now();

@@ -82,9 +82,9 @@ fn fail_closed(who: Who) {
         cases.push(("foreign-owned state dir", owned, "18"));
     }
     let markers = h.dir.join("markers");
-    for (i, (what, state_dir, version)) in cases.iter().enumerate() {
-        let marker = format!("/m/ran-{i}");
-        let out = h.podman(&[
+    // A container with the annotations of `state_dir` and `version` that touches `/m/<marker>`.
+    let run_marked = |state_dir: &str, version: &str, marker: &str| {
+        h.podman(&[
             "run",
             "--rm",
             "--annotation",
@@ -97,28 +97,17 @@ fn fail_closed(who: Who) {
             &format!("{}:/m", markers.display()),
             &e.image,
             "touch",
-            &marker,
-        ]);
+            &format!("/m/{marker}"),
+        ])
+    };
+    for (i, (what, state_dir, version)) in cases.iter().enumerate() {
+        let out = run_marked(state_dir, version, &format!("ran-{i}"));
         assert_ne!(out.code, 0, "{who:?} {what}: podman started the container");
         assert!(!markers.join(format!("ran-{i}")).exists(), "{who:?} {what}: the workload ran");
     }
     // The controls: the good bundles start and the workload runs.
     for (tag, dir) in [("good", &sd), ("gooddns", &sd_dnsmasq)] {
-        let out = h.podman(&[
-            "run",
-            "--rm",
-            "--annotation",
-            "terok.shield.profiles=lab",
-            "--annotation",
-            &format!("terok.shield.state_dir={}", dir.display()),
-            "--annotation",
-            "terok.shield.version=18",
-            "-v",
-            &format!("{}:/m", markers.display()),
-            &e.image,
-            "touch",
-            &format!("/m/ran-{tag}"),
-        ]);
+        let out = run_marked(&dir.display().to_string(), "18", &format!("ran-{tag}"));
         assert_eq!(out.code, 0, "{who:?} control {tag}: {}", out.stderr);
         assert!(markers.join(format!("ran-{tag}")).exists(), "{who:?}: the control container {tag} did not run");
     }

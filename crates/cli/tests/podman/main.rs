@@ -15,3 +15,4 @@ mod lifecycle;
 mod observe;
 mod resolver;
 mod setup;
+mod terminal;

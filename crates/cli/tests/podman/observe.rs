@@ -2,6 +2,7 @@
 //! events.
 
 use super::harness::*;
+use super::terminal::Terminal;
 
 /// The NFLOG reader: a blocked connection is audited once, within a second, with address,
 /// port, protocol and the domain its address came from; a flood of 1 000 blocked packets
@@ -223,53 +224,19 @@ fn simple_clearance(who: Who) {
         return;
     };
     let e = env().unwrap_or_else(|| unreachable!());
-    let pty = nix::pty::openpty(None, None).unwrap_or_else(|e| panic!("{e}"));
-    let slave = || std::process::Stdio::from(pty.slave.try_clone().unwrap_or_else(|e| panic!("{e}")));
-    let mut child = h
-        .cmd(&e.bin.join("terok-shield").display().to_string(), &["simple-clearance", &name])
-        .stdin(slave())
-        .stdout(slave())
-        .stderr(slave())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut term = std::fs::File::from(pty.master);
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let reader = {
-        let mut term = term.try_clone().unwrap_or_else(|e| panic!("{e}"));
-        let seen = seen.clone();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = term.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                seen.lock().unwrap_or_else(|p| p.into_inner()).push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        })
-    };
-    let wait_for = |what: &str| {
-        let ok = within(std::time::Duration::from_secs(10), || {
-            seen.lock().unwrap_or_else(|p| p.into_inner()).contains(what)
-        });
-        assert!(ok, "no {what:?} on the terminal: {}", seen.lock().unwrap_or_else(|p| p.into_inner()));
-    };
-    wait_for("Watching for blocked connections... (Ctrl-C to stop)");
+    let mut term =
+        Terminal::spawn(h.cmd(&e.bin.join("terok-shield").display().to_string(), &["simple-clearance", &name]));
+    term.wait_for("Watching for blocked connections... (Ctrl-C to stop)");
     let script = "nslookup unlisted.shield.test >/dev/null; nc -w 2 unlisted.shield.test 80 </dev/null; true";
     assert_eq!(h.podman(&["exec", &name, "sh", "-c", script]).code, 0);
-    wait_for(&format!("[BLOCKED] {UNLISTED_V4} (unlisted.shield.test) :80 — allow/deny? "));
-    use std::io::Write;
-    term.write_all(b"maybe\n").unwrap_or_else(|e| panic!("{e}"));
-    wait_for("  Unknown input. Type 'a' to allow or 'd' to deny.");
-    term.write_all(b"a\n").unwrap_or_else(|e| panic!("{e}"));
-    wait_for(&format!("  ✓ allowed {UNLISTED_V4} (unlisted.shield.test)"));
+    term.wait_for(&format!("[BLOCKED] {UNLISTED_V4} (unlisted.shield.test) :80 — allow/deny? "));
+    term.type_line("maybe");
+    term.wait_for("  Unknown input. Type 'a' to allow or 'd' to deny.");
+    term.type_line("a");
+    term.wait_for(&format!("  ✓ allowed {UNLISTED_V4} (unlisted.shield.test)"));
     h.probe(&name, "after the verdict", &[(UNLISTED_V4, true)]);
-    terminate(&child, nix::sys::signal::Signal::SIGINT);
-    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    let status = term.stop(nix::sys::signal::Signal::SIGINT);
     assert!(status.success(), "{status}");
-    drop(term);
-    drop(pty.slave);
-    let _ = reader;
     h.podman(&["rm", "-f", &name]);
 }
 

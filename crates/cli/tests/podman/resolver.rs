@@ -10,6 +10,7 @@ use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 use super::harness::*;
+use super::terminal::Terminal;
 
 /// Every query the test DNS server received so far.
 fn server_log() -> String {
@@ -92,19 +93,8 @@ fn wait(secs: f64) {
 
 /// The elements of a learned set of the container (nft, from the host).
 fn learned(pid: u32, v6: bool) -> String {
-    let set = if v6 { "t40_dns_v6" } else { "t40_dns_v4" };
-    let out = run(std::process::Command::new("nsenter").args([
-        "-t",
-        &pid.to_string(),
-        "-n",
-        "nft",
-        "list",
-        "set",
-        "inet",
-        "terok_shield",
-        set,
-    ]));
-    out.stdout
+    nft_in(&pid.to_string(), &["list", "set", "inet", "terok_shield", if v6 { "t40_dns_v6" } else { "t40_dns_v4" }])
+        .stdout
 }
 
 fn start_podman(h: &Home, name: &str) {
@@ -350,46 +340,16 @@ fn refused_names_are_reported(who: Who) {
     check_schema("watch-event", &events);
 
     // simple-clearance asks about the name, and `a` allows it.
-    let pty = nix::pty::openpty(None, None).unwrap_or_else(|e| panic!("{e}"));
-    let slave = || std::process::Stdio::from(pty.slave.try_clone().unwrap_or_else(|e| panic!("{e}")));
-    let mut child = h
-        .cmd(&e.bin.join("terok-shield").display().to_string(), &["simple-clearance", &name])
-        .stdin(slave())
-        .stdout(slave())
-        .stderr(slave())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut term = std::fs::File::from(pty.master);
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    {
-        let mut term = term.try_clone().unwrap_or_else(|e| panic!("{e}"));
-        let seen = seen.clone();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = term.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                seen.lock().unwrap_or_else(|p| p.into_inner()).push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-    }
-    let wait_for = |what: &str| {
-        let ok = within(std::time::Duration::from_secs(10), || {
-            seen.lock().unwrap_or_else(|p| p.into_inner()).contains(what)
-        });
-        assert!(ok, "no {what:?} on the terminal: {}", seen.lock().unwrap_or_else(|p| p.into_inner()));
-    };
-    wait_for("Watching for blocked connections");
+    let mut term =
+        Terminal::spawn(h.cmd(&e.bin.join("terok-shield").display().to_string(), &["simple-clearance", &name]));
+    term.wait_for("Watching for blocked connections");
     let _ = h.podman(&["exec", &name, "nslookup", &refused, "127.0.0.1"]);
-    wait_for(&format!("[BLOCKED] {refused} (name lookup) — allow/deny? "));
-    use std::io::Write;
-    term.write_all(b"a\n").unwrap_or_else(|e| panic!("{e}"));
-    wait_for(&format!("  ✓ allowed {refused}"));
+    term.wait_for(&format!("[BLOCKED] {refused} (name lookup) — allow/deny? "));
+    term.type_line("a");
+    term.wait_for(&format!("  ✓ allowed {refused}"));
     h.probe(&name, &format!("{who:?} after clearance"), &[(&refused, true)]);
-    terminate(&child, nix::sys::signal::Signal::SIGINT);
-    let _ = child.wait();
+    let status = term.stop(nix::sys::signal::Signal::SIGINT);
+    assert!(status.success(), "{who:?}: {status}");
     h.podman(&["rm", "-f", &name]);
 }
 
