@@ -126,7 +126,15 @@ as_user podman image exists "$IMAGE" || { say "importing $IMAGE ($TEST_USER)"; a
 # the hard-deny floor; nothing else of 169.254.0.0/16 is touched.
 HOSTS_V4=(198.51.100.10 198.51.100.11 198.51.100.12 198.51.100.53 10.222.222.10 169.254.77.10)
 HOSTS_V6=(2001:db8:100::10 2001:db8:100::11 2001:db8:100::53)
-if ! ip netns list | grep -qw "$NS"; then
+# A machine restored from a snapshot can keep /run/netns entries whose namespaces are gone
+# (a plain file where a bind mount was): `ip netns list` then fails on them. Test the
+# namespace by entering it, and replace a stale one.
+if ! ip netns exec "$NS" true 2>/dev/null; then
+    if [ -e "/run/netns/$NS" ]; then
+        say "replacing the stale test-host namespace $NS"
+        ip netns delete "$NS" 2>/dev/null || { umount "/run/netns/$NS" 2>/dev/null; rm -f "/run/netns/$NS"; }
+    fi
+    ip link delete tsh-host0 2>/dev/null || true
     say "creating the test-host namespace $NS"
     ip netns add "$NS"
     ip -n "$NS" link set lo up
@@ -150,12 +158,19 @@ sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 
 mkdir -p "$RUN_DIR/www"
 echo tshield-ok > "$RUN_DIR/www/index.html"
-alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-if ! alive "$RUN_DIR/httpd.pid"; then
+# A pid file is trusted only while its process is still the server it names (a restored
+# machine may have handed the pid to something else) and runs in the test namespace.
+alive() { # PIDFILE PROGRAM
+    local pid; pid=$(cat "$1" 2>/dev/null) || return 1
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2" || return 1
+    [ "$(readlink "/proc/$pid/ns/net")" = "$(ip netns exec "$NS" readlink /proc/self/ns/net)" ]
+}
+if ! alive "$RUN_DIR/httpd.pid" httpd; then
     ip netns exec "$NS" busybox httpd -f -p 80 -h "$RUN_DIR/www" >/dev/null 2>&1 &
     echo $! > "$RUN_DIR/httpd.pid"
 fi
-if ! alive "$RUN_DIR/echo.pid"; then
+if ! alive "$RUN_DIR/echo.pid" "nc -ll"; then
     # A persistent echo server on port 7000: long-lived connections for revocation tests.
     ip netns exec "$NS" busybox nc -ll -p 7000 -e /bin/cat >/dev/null 2>&1 &
     echo $! > "$RUN_DIR/echo.pid"
@@ -163,10 +178,10 @@ fi
 # Tests add their own names as hosts files in dns-hosts/ (read on change, so a test can
 # move a name to another address between two lookups).
 mkdir -p "$RUN_DIR/dns-hosts"
-if alive "$RUN_DIR/dnsmasq.pid" && ! tr '\0' ' ' < "/proc/$(cat "$RUN_DIR/dnsmasq.pid")/cmdline" | grep -q -- --hostsdir; then
+if alive "$RUN_DIR/dnsmasq.pid" dnsmasq && ! tr '\0' ' ' < "/proc/$(cat "$RUN_DIR/dnsmasq.pid")/cmdline" | grep -q -- --hostsdir; then
     kill "$(cat "$RUN_DIR/dnsmasq.pid")"; sleep 0.3
 fi
-if ! alive "$RUN_DIR/dnsmasq.pid"; then
+if ! alive "$RUN_DIR/dnsmasq.pid" dnsmasq; then
     # Test names: allowed/unlisted/denied/private hosts (each with its subdomains).
     ip netns exec "$NS" dnsmasq --no-resolv --no-hosts --bind-interfaces --hostsdir="$RUN_DIR/dns-hosts" \
         --listen-address=198.51.100.53,2001:db8:100::53 --except-interface=tsh-hosts0 \

@@ -47,9 +47,24 @@ fn bundle(root: &Path, name: &str, project: &str, live: &str) -> PathBuf {
     dir
 }
 
+/// A container's own OCI configuration as podman writes it: default capabilities, its own
+/// network namespace.
+const SAFE_CONFIG: &str = r#"{"ociVersion":"1.0.2","process":{"capabilities":{"bounding":["CAP_CHOWN","CAP_KILL","CAP_NET_BIND_SERVICE"],"effective":["CAP_CHOWN"],"permitted":["CAP_CHOWN"]}},"linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"mount"}]}}"#;
+
 fn oci_state(pid: u32, dir: &Path, version: &str) -> String {
+    oci_state_with(pid, dir, version, "safe", Some(SAFE_CONFIG))
+}
+
+/// The OCI state of a container whose OCI bundle (next to the state dir, named by `tag`)
+/// holds `config` as its config.json (none when `None`).
+fn oci_state_with(pid: u32, dir: &Path, version: &str, tag: &str, config: Option<&str>) -> String {
+    let oci = dir.with_extension(format!("{tag}.oci"));
+    std::fs::create_dir_all(&oci).unwrap_or_else(|e| panic!("{e}"));
+    if let Some(config) = config {
+        std::fs::write(oci.join("config.json"), config).unwrap_or_else(|e| panic!("{e}"));
+    }
     serde_json::json!({
-        "ociVersion": "1.0.2", "id": "0123456789abcdef0123", "status": "created", "pid": pid, "bundle": "/nonexistent",
+        "ociVersion": "1.0.2", "id": "0123456789abcdef0123", "status": "created", "pid": pid, "bundle": oci,
         "annotations": {"terok.shield.state_dir": dir, "terok.shield.version": version, "terok.shield.profiles": ""}
     })
     .to_string()
@@ -160,6 +175,31 @@ fn every_failure_fails_closed() {
         ("injected statement", oci_state(pid, &injected, "18"), None, "corrupted"),
         ("bad policy line", oci_state(pid, &bad_policy, "18"), None, "line 1: Invalid IP/CIDR: '1.2.3'"),
         ("nft missing", oci_state(pid, &good, "18"), Some("/nonexistent"), "nft not found"),
+        (
+            "CAP_NET_RAW in the bounding set",
+            oci_state_with(pid, &good, "18", "raw", Some(&SAFE_CONFIG.replace("\"CAP_KILL\"", "\"CAP_NET_RAW\""))),
+            None,
+            "would hold CAP_NET_RAW (bounding)",
+        ),
+        (
+            "CAP_NET_ADMIN in every set (--privileged)",
+            oci_state_with(pid, &good, "18", "priv", Some(&SAFE_CONFIG.replace("CAP_CHOWN", "CAP_NET_ADMIN"))),
+            None,
+            "would hold CAP_NET_ADMIN (effective, permitted, bounding)",
+        ),
+        (
+            "the host's network namespace",
+            oci_state_with(pid, &good, "18", "hostnet", Some(&SAFE_CONFIG.replace("{\"type\":\"network\"},", ""))),
+            None,
+            "no network namespace of its own",
+        ),
+        ("no config.json", oci_state_with(pid, &good, "18", "noconfig", None), None, "cannot read the container's"),
+        (
+            "no OCI bundle",
+            oci_state(pid, &good, "18").replace("\"bundle\":", "\"bundle_\":"),
+            None,
+            "no absolute bundle",
+        ),
     ];
     for (what, stdin, path, expect) in cases {
         let (code, err) = hook(&stdin, path);

@@ -5,6 +5,7 @@
 //! * [`tiers`]: the authored tiers plus the live overlay, and the effective policy they yield.
 //! * [`overlay`]: last-writer-wins upserts into the live overlay.
 //! * [`profiles`]: profile-name validation and composition.
+//! * [`ranges`]: the internal and metadata ranges (floors and rebind guard alike).
 //! * [`rebind`]: the ranges a DNS answer may not open.
 //! * [`domains`]: which names the shield's resolver answers.
 //! * [`names`]: container-name validation; [`sanitize`]: display-safe strings.
@@ -14,6 +15,7 @@ pub mod grammar;
 pub mod names;
 pub mod overlay;
 pub mod profiles;
+pub mod ranges;
 pub mod rebind;
 pub mod sanitize;
 pub mod target;

@@ -7,41 +7,8 @@
 
 use std::net::IpAddr;
 
+use crate::ranges::INTERNAL;
 use crate::target::IpNet;
-
-/// IPv4 ranges a DNS answer may not open: "this network", RFC 1918, shared address space
-/// (which holds Alibaba's metadata service), loopback, link-local (which holds the
-/// AWS/GCP/Azure/OpenStack metadata service), Azure's WireServer, the IETF protocol block
-/// (which holds Oracle Cloud's metadata service, 192.0.0.192), multicast, and the reserved
-/// block with the limited broadcast address.
-pub const GUARDED_V4: [&str; 11] = [
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "127.0.0.0/8",
-    "168.63.129.16/32",
-    "169.254.0.0/16",
-    "172.16.0.0/12",
-    "192.0.0.0/24",
-    "192.168.0.0/16",
-    "224.0.0.0/4",
-    "240.0.0.0/4",
-];
-
-/// IPv6 ranges: unspecified, loopback, IPv4-mapped and IPv4-translated, local-use NAT64,
-/// unique-local (which holds AWS's IPv6 metadata service), link-local, site-local,
-/// multicast.
-pub const GUARDED_V6: [&str; 9] = [
-    "::/128",
-    "::1/128",
-    "::ffff:0:0/96",
-    "::ffff:0:0:0/96",
-    "64:ff9b:1::/48",
-    "fc00::/7",
-    "fe80::/10",
-    "fec0::/10",
-    "ff00::/8",
-];
 
 /// IPv6 prefixes that carry an IPv4 address, and where: the well-known NAT64 prefix and the
 /// IPv4-compatible block (the last 32 bits), 6to4 (bits 16 to 47). Such an address leads to
@@ -49,10 +16,12 @@ pub const GUARDED_V6: [&str; 9] = [
 /// public addresses).
 const EMBEDDING: [(u128, u8, u8); 3] = [(0x0064_ff9b << 96, 96, 96), (0, 96, 96), (0x2002 << 112, 16, 16)];
 
-/// Every guarded network: the tables, and each guarded IPv4 range as it appears inside the
-/// IPv4-carrying IPv6 prefixes.
+/// Every guarded network: the internal ranges (a range inside another one left out), and
+/// each guarded IPv4 range as it appears inside the IPv4-carrying IPv6 prefixes.
 fn guarded() -> impl Iterator<Item = IpNet> {
-    let v4: Vec<IpNet> = GUARDED_V4.iter().filter_map(|r| r.parse().ok()).collect();
+    let all: Vec<IpNet> = INTERNAL.iter().filter_map(|r| r.net.parse().ok()).collect();
+    let outer: Vec<IpNet> = all.iter().copied().filter(|n| !all.iter().any(|o| o != n && o.contains(n))).collect();
+    let v4: Vec<IpNet> = outer.iter().copied().filter(IpNet::is_ipv4).collect();
     let embedded: Vec<IpNet> = EMBEDDING
         .iter()
         .flat_map(|&(base, prefix, shift_from)| {
@@ -63,7 +32,7 @@ fn guarded() -> impl Iterator<Item = IpNet> {
             })
         })
         .collect();
-    v4.into_iter().chain(GUARDED_V6.iter().filter_map(|r| r.parse().ok())).chain(embedded)
+    outer.into_iter().chain(embedded)
 }
 
 /// True when a DNS answer naming `addr` must not be trusted: it lies in a guarded range and
@@ -186,7 +155,11 @@ mod tests {
     #[test]
     fn without_exemptions_the_ranges_are_the_table() {
         let ranges: Vec<String> = guarded_ranges(&[]).iter().map(IpNet::to_string).collect();
-        assert_eq!(ranges.len(), GUARDED_V4.len() * (1 + EMBEDDING.len()) + GUARDED_V6.len());
+        // A host inside a guarded network is not listed again; one outside it is.
+        for inner in ["192.0.0.192", "100.100.100.200", "fd00:ec2::254"] {
+            assert!(!ranges.iter().any(|r| r == inner), "{inner}");
+        }
+        assert!(ranges.iter().any(|r| r == "168.63.129.16"));
         assert_eq!(ranges.first().map(String::as_str), Some("0.0.0.0/8"));
     }
 }

@@ -17,10 +17,15 @@ pub const PREFIX_BYPASS: &str = "TEROK_SHIELD_BYPASS";
 /// Cross-family reject: ICMP type 3 code 13 / ICMPv6 admin-prohibited.
 pub const REJECT: &str = "reject with icmpx admin-prohibited";
 
-/// t00: rejected above everything, overrides included.
-pub const HARD_DENY: [&str; 3] = ["169.254.0.0/16", "fe80::/10", "fd00:ec2::254"];
-/// Rejected below the override tier.
-pub const PRIVATE_RANGES: [&str; 4] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"];
+/// t00: rejected above everything, overrides included (`policy::ranges`).
+pub fn hard_deny() -> impl Iterator<Item = &'static str> {
+    terok_shield_policy::ranges::floor(terok_shield_policy::ranges::Floor::HardDeny)
+}
+
+/// Rejected below the override tier (`policy::ranges`).
+pub fn private_ranges() -> impl Iterator<Item = &'static str> {
+    terok_shield_policy::ranges::floor(terok_shield_policy::ranges::Floor::Private)
+}
 
 pub const PASTA_DNS: &str = "169.254.1.1";
 pub const PASTA_HOST_LOOPBACK: &str = "169.254.1.2";

@@ -9,10 +9,12 @@
 //!   the arguments of nft queries, dnsmasq's set names.
 //! * [`file`]: the bundle's `ruleset.nft` (written by prepare, split again by the hook).
 //! * [`verify`]: checks a listed table against the invariants and classifies its posture.
+//! * [`admission`]: whether a listed table would accept a flow (which flows a change ends).
 //!
 //! Every value that reaches the text is a typed, validated value (addresses, networks,
 //! non-zero ports); nothing is interpolated from a raw string.
 
+pub mod admission;
 pub mod constants;
 pub mod facts;
 pub mod file;
@@ -22,6 +24,7 @@ pub mod seeds;
 pub mod sets;
 pub mod verify;
 
+pub use admission::{Flow, Listing};
 pub use facts::NetFacts;
 pub use file::ruleset_nft;
 pub use posture::{render_table, Posture};

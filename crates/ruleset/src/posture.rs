@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use terok_shield_policy::Tier;
 
 use crate::constants::{
-    DNS_LEARNED_TIMEOUT, HARD_DENY, NFLOG_GROUP, PASTA_HOST_LOOPBACK, PREFIX_ALLOWED, PREFIX_BLOCKED, PREFIX_BYPASS,
-    PREFIX_DENIED, PREFIX_PRIVATE, PRIVATE_RANGES, REJECT, TABLE,
+    hard_deny, private_ranges, DNS_LEARNED_TIMEOUT, NFLOG_GROUP, PASTA_HOST_LOOPBACK, PREFIX_ALLOWED, PREFIX_BLOCKED,
+    PREFIX_BYPASS, PREFIX_DENIED, PREFIX_PRIVATE, REJECT, TABLE,
 };
 use crate::facts::NetFacts;
 use crate::sets::{SetId, SetKind};
@@ -33,6 +33,11 @@ impl Posture {
             Posture::Disengaged => "disengaged",
             Posture::Quarantine => "quarantine",
         }
+    }
+
+    /// The posture a [`Posture::label`] names.
+    pub fn from_label(word: &str) -> Option<Posture> {
+        [Posture::Up, Posture::Down, Posture::Disengaged, Posture::Quarantine].into_iter().find(|p| p.label() == word)
     }
 }
 
@@ -87,7 +92,7 @@ fn neighbour_discovery_out() -> [String; 2] {
     ]
 }
 
-fn range_rejects(ranges: &[&str], out: &mut Vec<String>) {
+fn range_rejects(ranges: impl Iterator<Item = &'static str>, out: &mut Vec<String>) {
     for r in ranges {
         out.push(format!("{} {} {REJECT}", daddr(r), log(PREFIX_PRIVATE)));
     }
@@ -111,10 +116,10 @@ fn output_chain(posture: Posture, f: &NetFacts) -> (&'static str, Vec<String>) {
     match posture {
         Posture::Up => {
             preamble(f, &mut r);
-            range_rejects(&HARD_DENY, &mut r);
+            range_rejects(hard_deny(), &mut r);
             tier_rules(Tier::Override, PREFIX_ALLOWED, "accept", &mut r);
             tier_rules(Tier::SecurityDeny, PREFIX_DENIED, REJECT, &mut r);
-            range_rejects(&PRIVATE_RANGES, &mut r);
+            range_rejects(private_ranges(), &mut r);
             tier_rules(Tier::ProviderAllow, PREFIX_ALLOWED, "accept", &mut r);
             tier_rules(Tier::ProjectAllow, PREFIX_ALLOWED, "accept", &mut r);
             set_rules(SetId::learned_sets(), PREFIX_ALLOWED, "accept", &mut r);
@@ -124,10 +129,10 @@ fn output_chain(posture: Posture, f: &NetFacts) -> (&'static str, Vec<String>) {
         }
         Posture::Down => {
             preamble(f, &mut r);
-            range_rejects(&HARD_DENY, &mut r);
+            range_rejects(hard_deny(), &mut r);
             tier_rules(Tier::Override, PREFIX_BYPASS, "accept", &mut r);
             tier_rules(Tier::SecurityDeny, PREFIX_DENIED, REJECT, &mut r);
-            range_rejects(&PRIVATE_RANGES, &mut r);
+            range_rejects(private_ranges(), &mut r);
             r.push(format!("ct state new {} counter", log(PREFIX_BYPASS)));
             ("accept", r)
         }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::constants::{HARD_DENY, PREFIX_BLOCKED, PREFIX_BYPASS, PRIVATE_RANGES, TABLE};
+use crate::constants::{hard_deny, private_ranges, PREFIX_BLOCKED, PREFIX_BYPASS, TABLE};
 use crate::posture::Posture;
 
 /// The state word of `status CONTAINER`.
@@ -136,13 +136,13 @@ impl Checker<'_> {
 
     fn ranges_rejected(&mut self) -> (Option<usize>, Option<usize>) {
         let mut hard_last = None;
-        for range in HARD_DENY {
+        for range in hard_deny() {
             let at = self.range_reject(range);
             self.require(at.is_some(), || format!("no reject rule for hard-deny range {range}"));
             hard_last = hard_last.max(at);
         }
         let mut private_first: Option<usize> = None;
-        for range in PRIVATE_RANGES {
+        for range in private_ranges() {
             let at = self.range_reject(range);
             self.require(at.is_some(), || format!("no reject rule for private range {range}"));
             private_first = match (private_first, at) {

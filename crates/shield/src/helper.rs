@@ -12,6 +12,7 @@
 //! | `reader <state_dir> <container> [options]` | the container's NFLOG reader ([`crate::observe::reader::ReaderSpec`]) | the bridge hook, detached |
 //! | `ns set-element <into> <out_of> <address>` | [`NsOp::SetElement`] | a verb, inside the container's namespaces |
 //! | `ns kill-flows [NET…]` | [`NsOp::KillFlows`] | a verb, likewise |
+//! | `ns end-flows` (a table listing on stdin) | [`NsOp::EndFlows`] | a posture change or a reset, likewise |
 //! | `ns restart-dnsmasq <state_dir>` | [`NsOp::RestartDnsmasq`] | a verb, likewise |
 //!
 //! An `ns` operation exits 0 when done, [`EXIT_NO_SETS`] when the container's table has no
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use terok_shield_policy::IpNet;
-use terok_shield_ruleset::SetId;
+use terok_shield_ruleset::{Flow, Listing, SetId};
 
 use crate::bundle::Bundle;
 use crate::control::ControlError;
@@ -54,7 +55,7 @@ impl Helper {
 
     /// Run `op` in a child that joins `ns` first (user, then network namespace).
     pub(crate) fn run_in(&self, ns: &Namespaces, op: &NsOp) -> Result<()> {
-        let cmd = Cmd::new(&self.path, TIMEOUT).arg("ns").args(op.args()).in_namespaces(ns);
+        let cmd = Cmd::new(&self.path, TIMEOUT).arg("ns").args(op.args()).stdin(op.input()).in_namespaces(ns);
         match cmd.run_ok() {
             Ok(_) => Ok(()),
             Err(ExecError::Failed { rc, .. }) if rc == i32::from(EXIT_NO_SETS) => Err(ControlError::NoSets.into()),
@@ -74,6 +75,9 @@ pub enum NsOp {
     SetElement { into: SetId, out_of: SetId, address: IpAddr },
     /// Delete the conntrack entries to these networks (all entries when empty).
     KillFlows(Vec<IpNet>),
+    /// Delete every conntrack entry whose flow the table in this listing (`nft list
+    /// table`, given on stdin) would not accept as a new one.
+    EndFlows(String),
     /// Stop the bundle's dnsmasq and start it with the bundle's current configuration.
     RestartDnsmasq { state_dir: PathBuf },
 }
@@ -88,7 +92,16 @@ impl NsOp {
             NsOp::KillFlows(nets) => {
                 std::iter::once("kill-flows".to_string()).chain(nets.iter().map(IpNet::to_string)).collect()
             }
+            NsOp::EndFlows(_) => vec!["end-flows".into()],
             NsOp::RestartDnsmasq { state_dir } => vec!["restart-dnsmasq".into(), state_dir.display().to_string()],
+        }
+    }
+
+    /// What the operation reads on stdin.
+    pub fn input(&self) -> &[u8] {
+        match self {
+            NsOp::EndFlows(listing) => listing.as_bytes(),
+            _ => &[],
         }
     }
 
@@ -99,6 +112,10 @@ impl NsOp {
             NsOp::SetElement { into, out_of, address } => set_element(*into, *out_of, *address),
             NsOp::KillFlows(nets) => {
                 conntrack::kill_flows(if nets.is_empty() { None } else { Some(nets) })?;
+                Ok(())
+            }
+            NsOp::EndFlows(listing) => {
+                end_flows(listing)?;
                 Ok(())
             }
             NsOp::RestartDnsmasq { state_dir } => restart_dnsmasq(state_dir, path_var),
@@ -129,6 +146,28 @@ fn set_element(into: SetId, out_of: SetId, address: IpAddr) -> Result<()> {
         conntrack::kill_flows(Some(&[IpNet::host(address)]))?;
     }
     Ok(())
+}
+
+/// End the flows `listing`'s table would not accept as new: every tracked flow is judged
+/// as its next packet would be if conntrack did not carry it (a flow to one of this
+/// namespace's own addresses leaves through `lo`). An entry whose tuple cannot be read is
+/// ended too. Returns how many were ended.
+fn end_flows(listing: &str) -> Result<usize> {
+    let table = Listing::parse(listing);
+    let own: Vec<IpAddr> = nix::ifaddrs::getifaddrs()
+        .map_err(|e| crate::Error::io("getifaddrs", std::io::Error::from(e)))?
+        .filter_map(|i| i.address)
+        .filter_map(|a| {
+            a.as_sockaddr_in().map(|s| IpAddr::from(s.ip())).or_else(|| a.as_sockaddr_in6().map(|s| s.ip().into()))
+        })
+        .collect();
+    Ok(conntrack::kill_where(|flow| match flow {
+        None => true,
+        Some(f) => {
+            let local = f.dst.is_loopback() || own.contains(&f.dst);
+            !table.admits(&Flow { local, ..*f })
+        }
+    })?)
 }
 
 fn restart_dnsmasq(state_dir: &Path, path_var: Option<&std::ffi::OsStr>) -> Result<()> {

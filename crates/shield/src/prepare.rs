@@ -162,6 +162,17 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
     ]);
     if existing {
         update_bundle(&state_dir, &files, &dns.stale)?;
+        // The posture, like `policy/live`, belongs to the name and outlives a new prepare.
+        let posture = crate::bundle::posture::recorded(&crate::bundle::Bundle::new(&state_dir))?;
+        if posture != terok_shield_ruleset::Posture::Up {
+            notes.push(format!(
+                "{} is recorded as {}: it starts {} (`terok-shield up {}` lifts it)",
+                req.container,
+                posture.label(),
+                posture.label(),
+                req.container
+            ));
+        }
     } else {
         create_bundle(&state_dir, &files)?;
     }
@@ -228,7 +239,7 @@ fn network(ctx: &Context) -> Result<(Net, NetFacts)> {
     })
 }
 
-/// The flags of cli.md §3.1, in order.
+/// The flags of cli.md §3.1, in order (slirp4netns without host loopback: decisions.md).
 fn flags(
     net: &Net,
     state_dir: &Path,
@@ -248,7 +259,10 @@ fn flags(
         ]),
         Net::Rootless(NetworkMode::Slirp4netns) => f.extend([
             "--network".into(),
-            "slirp4netns:allow_host_loopback=true".into(),
+            // The host's loopback stays closed behind 10.0.2.2: it opens only for loopback
+            // ports, which prepare configures none of (`loopback.ports` is empty), so an
+            // override of 10.0.0.0/8 cannot reach the host's 127.0.0.1 (issue 14.8).
+            "slirp4netns:allow_host_loopback=false".into(),
             "--add-host".into(),
             "host.containers.internal:10.0.2.2".into(),
         ]),

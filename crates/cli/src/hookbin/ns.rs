@@ -7,6 +7,9 @@ use terok_shield::helper::NsOp;
 use terok_shield_policy::IpNet;
 use terok_shield_ruleset::SetId;
 
+/// The longest table listing `end-flows` reads.
+const MAX_LISTING: u64 = 64 << 20;
+
 /// Parse the arguments after `ns`.
 pub fn parse(args: &[String]) -> Result<NsOp, String> {
     let set = |name: &str| SetId::parse(name).ok_or_else(|| format!("unknown set {name:?}"));
@@ -23,22 +26,32 @@ pub fn parse(args: &[String]) -> Result<NsOp, String> {
             let nets: Result<Vec<IpNet>, _> = rest.iter().map(|a| a.parse::<IpNet>()).collect();
             Ok(NsOp::KillFlows(nets.map_err(|e| e.to_string())?))
         }
+        Some((op, [])) if op == "end-flows" => Ok(NsOp::EndFlows(String::new())),
         Some((op, rest)) if op == "restart-dnsmasq" => match rest {
             [dir] => Ok(NsOp::RestartDnsmasq { state_dir: PathBuf::from(dir) }),
             _ => Err("usage: ns restart-dnsmasq <state_dir>".into()),
         },
-        _ => Err("usage: ns set-element|kill-flows|restart-dnsmasq …".into()),
+        _ => Err("usage: ns set-element|kill-flows|end-flows|restart-dnsmasq …".into()),
     }
 }
 
 pub fn main(args: &[String]) -> u8 {
-    let op = match parse(args) {
+    let mut op = match parse(args) {
         Ok(op) => op,
         Err(e) => {
             eprintln!("{e}");
             return 2;
         }
     };
+    if let NsOp::EndFlows(listing) = &mut op {
+        // A listing of the largest allowlists is a few MiB; more is not a listing.
+        use std::io::Read as _;
+        let mut stdin = std::io::stdin().lock().take(MAX_LISTING + 1);
+        if stdin.read_to_string(listing).is_err() || listing.len() as u64 > MAX_LISTING {
+            eprintln!("end-flows: stdin is not a table listing of at most {MAX_LISTING} bytes");
+            return 2;
+        }
+    }
     match op.run(std::env::var_os("PATH").as_deref()) {
         Ok(()) => 0,
         Err(e) => {
@@ -64,6 +77,7 @@ mod tests {
             NsOp::KillFlows(vec![]),
             NsOp::KillFlows(vec![host, "2001:db8::/32".parse().unwrap_or(host)]),
             NsOp::RestartDnsmasq { state_dir: "/s/web".into() },
+            NsOp::EndFlows(String::new()),
         ] {
             assert_eq!(parse(&op.args()), Ok(op));
         }

@@ -88,6 +88,13 @@ pub fn run(ctx: &Context, container: &str, profiles: Option<&str>, trailing: &[O
             clashes.join(", ")
         )));
     }
+    let unsafe_flags = escaping_flags(trailing);
+    if !unsafe_flags.is_empty() {
+        return Err(CliError::Message(format!(
+            "Flag(s) that would let the workload undo its firewall are refused: {}",
+            unsafe_flags.join(", ")
+        )));
+    }
     let podman = tools::find("podman").ok_or_else(|| {
         CliError::Message("podman binary not found. Install Podman to use 'terok-shield run'.".into())
     })?;
@@ -96,6 +103,29 @@ pub fn run(ctx: &Context, container: &str, profiles: Option<&str>, trailing: &[O
     let err =
         std::process::Command::new(&podman).arg("run").args(["--name", container]).args(&flags).args(trailing).exec();
     Err(CliError::Message(format!("cannot run {}: {err}", podman.display())))
+}
+
+/// Flags that grant the workload CAP_NET_ADMIN, CAP_NET_RAW or CAP_SYS_ADMIN, or put it in
+/// a network namespace it shares: `--privileged` (but `--privileged=false`), `--pod` and
+/// `--pod-id-file` (the pod's infra container owns the namespace). `--network`, `--cap-add`
+/// and `--cap-drop` are managed flags, refused above. `--userns` is allowed: a user
+/// namespace grants no capability the bounding set lacks, and the hook checks the sets.
+fn escaping_flags(args: &[OsString]) -> Vec<String> {
+    let mut found: Vec<String> = args
+        .iter()
+        .filter_map(|a| a.to_str())
+        .filter_map(|a| {
+            let (name, value) = a.split_once('=').map_or((a, None), |(n, v)| (n, Some(v)));
+            match name {
+                "--privileged" if value != Some("false") => Some(name.to_string()),
+                "--pod" | "--pod-id-file" => Some(name.to_string()),
+                _ => None,
+            }
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    found
 }
 
 /// The runtime named by `--runtime NAME` or `--runtime=NAME` among podman's arguments. An
@@ -124,6 +154,15 @@ pub fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flags_that_undo_the_firewall_are_found() {
+        let of = |args: &[&str]| escaping_flags(&args.iter().map(OsString::from).collect::<Vec<_>>());
+        assert_eq!(of(&["--privileged", "img"]), ["--privileged"]);
+        assert_eq!(of(&["--privileged=true", "--pod=p", "img"]), ["--pod", "--privileged"]);
+        assert_eq!(of(&["--pod-id-file", "/f", "img"]), ["--pod-id-file"]);
+        assert!(of(&["--privileged=false", "--userns=keep-id", "img", "sh"]).is_empty());
+    }
 
     #[test]
     fn runtime_from_podman_arguments() {

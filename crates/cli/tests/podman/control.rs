@@ -233,3 +233,134 @@ fn learned_addresses_survive_postures_but_denied_ones_do_not() {
     h.probe(&name, "after reset", &[(UNLISTED_V4, false), (ALLOWED_V4, true)]);
     h.podman(&["rm", "-f", &name]);
 }
+
+/// A stricter posture ends the flows it does not admit (issue 14.1): a TCP and a UDP stream
+/// to an unlisted test host, opened while the shield was down, stop passing traffic as soon
+/// as it is up again, while a stream to an allowed host goes on. Likewise `reset` ends a
+/// stream to a learned address, and `quarantine` ends the allowed one too.
+fn stricter_postures_end_the_flows_they_do_not_admit(who: Who) {
+    use crate::streams::{Stream, UdpEcho};
+    use std::time::Duration;
+    let Some((h, name)) = shielded(who, "stricter", &[ALLOWED_V4], &["sleep", "600"]) else { return };
+    let pid: u32 = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout.trim().parse().unwrap_or(0);
+    assert_ne!(pid, 0, "{who:?}: no pid");
+    // One UDP echo port per variant: the rootful and rootless tests may run at once.
+    let udp_port = if who == Who::Root { 7101 } else { 7102 };
+    let _echo = UdpEcho::on_test_host(UNLISTED_V4, udp_port);
+    let shield = |args: &[&str]| {
+        let out = h.shield(args);
+        assert_eq!(out.code, 0, "{who:?} {args:?}: {}", out.stderr);
+    };
+    let flowing = |s: &Stream| s.flows_within(Duration::from_secs(3));
+    let stopped = |s: &Stream| {
+        std::thread::sleep(Duration::from_millis(300));
+        let before = s.echoed();
+        std::thread::sleep(Duration::from_millis(1500));
+        s.echoed() == before
+    };
+
+    shield(&["down", &name]);
+    let tcp = Stream::tcp(pid, UNLISTED_V4, 7000);
+    let udp = Stream::udp(pid, UNLISTED_V4, udp_port);
+    let allowed = Stream::tcp(pid, ALLOWED_V4, 7000);
+    for (s, what) in [(&tcp, "tcp"), (&udp, "udp"), (&allowed, "allowed tcp")] {
+        assert!(flowing(s), "{who:?}: the {what} stream does not flow while the shield is down");
+    }
+    shield(&["up", &name]);
+    assert!(stopped(&tcp), "{who:?}: a TCP flow opened while down still passes after up");
+    assert!(stopped(&udp), "{who:?}: a UDP flow opened while down still passes after up");
+    assert!(flowing(&allowed), "{who:?}: up ended a flow to an allowed host");
+    // A new connection to the unlisted host is refused as before (the proof that the
+    // stopped streams were the shield's doing, not the test host's).
+    h.probe(&name, &format!("{who:?} after up"), &[(UNLISTED_V4, false), (ALLOWED_V4, true)]);
+
+    // reset: a flow to an address learned from DNS ends with the learned state.
+    let add = nft_in(
+        &pid.to_string(),
+        &["add", "element", "inet", "terok_shield", "t40_dns_v4", &format!("{{ {UNLISTED_V4} }}")],
+    );
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    let learned = Stream::tcp(pid, UNLISTED_V4, 7000);
+    assert!(flowing(&learned), "{who:?}: no flow to a learned address");
+    shield(&["reset", &name]);
+    assert!(stopped(&learned), "{who:?}: a flow to a forgotten learned address still passes after reset");
+    assert!(flowing(&allowed), "{who:?}: reset ended a flow to an allowed host");
+
+    // disengaged -> down: a flow to a private host ends, one to an unlisted public host goes on.
+    shield(&["down", &name, "--disengage"]);
+    let private = Stream::tcp(pid, PRIVATE_V4, 7000);
+    let public = Stream::tcp(pid, UNLISTED_V4, 7000);
+    assert!(flowing(&private) && flowing(&public), "{who:?}: streams do not flow while disengaged");
+    shield(&["down", &name]);
+    assert!(stopped(&private), "{who:?}: a flow to a private host still passes after down");
+    assert!(flowing(&public), "{who:?}: down ended a flow it admits");
+
+    // quarantine ends everything, the allowed stream included.
+    shield(&["quarantine", &name]);
+    assert!(stopped(&allowed), "{who:?}: a flow still passes after quarantine");
+    drop((tcp, udp, allowed, learned, private, public));
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_stricter_postures_end_the_flows_they_do_not_admit() {
+    stricter_postures_end_the_flows_they_do_not_admit(Who::Root);
+}
+
+#[test]
+fn rootless_stricter_postures_end_the_flows_they_do_not_admit() {
+    stricter_postures_end_the_flows_they_do_not_admit(Who::User);
+}
+
+/// A posture survives a restart (issue 14.2): quarantine and down hold across `podman
+/// restart` and across stop + start; `up` is recorded like any other posture.
+fn postures_survive_a_restart(who: Who) {
+    let Some((h, name)) = shielded(who, "restart-posture", &[ALLOWED_V4], &["sleep", "600"]) else { return };
+    let recorded = || std::fs::read_to_string(h.state_dir(&name).join("posture")).unwrap_or_default();
+    let restart = |how: &str| {
+        let steps: &[&[&str]] =
+            if how == "restart" { &[&["restart", "-t", "0"]] } else { &[&["stop", "-t", "0"], &["start"]] };
+        for step in steps {
+            let mut args = step.to_vec();
+            args.push(&name);
+            let out = h.podman(&args);
+            assert_eq!(out.code, 0, "{who:?} podman {args:?}: {}", out.stderr);
+        }
+    };
+    let shield = |args: &[&str]| assert_eq!(h.shield(args).code, 0, "{who:?} {args:?}");
+    shield(&["quarantine", &name]);
+    assert_eq!(recorded(), "quarantine\n");
+    for how in ["restart", "stop-start"] {
+        restart(how);
+        assert_eq!(h.shield(&["status", &name]).stdout, "quarantine\n", "{who:?}: quarantine lost on {how}");
+        h.probe(&name, &format!("{who:?} quarantined after {how}"), &[(ALLOWED_V4, false)]);
+    }
+    shield(&["down", &name]);
+    restart("restart");
+    assert_eq!(h.shield(&["status", &name]).stdout, "down\n", "{who:?}: down lost on restart");
+    h.probe(
+        &name,
+        &format!("{who:?} down after restart"),
+        &[(ALLOWED_V4, true), (UNLISTED_V4, true), (PRIVATE_V4, false), (LINK_LOCAL_V4, false)],
+    );
+    shield(&["up", &name]);
+    assert_eq!(recorded(), "up\n");
+    restart("stop-start");
+    assert_eq!(h.shield(&["status", &name]).stdout, "up\n");
+    h.probe(&name, &format!("{who:?} up after restart"), &[(ALLOWED_V4, true), (UNLISTED_V4, false)]);
+    // A garbled record fails the start closed (the hook does not guess).
+    std::fs::write(h.state_dir(&name).join("posture"), "open\n").unwrap_or_else(|e| panic!("{e}"));
+    let out = h.podman(&["restart", "-t", "0", &name]);
+    assert_ne!(out.code, 0, "{who:?}: a garbled posture started the container");
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_postures_survive_a_restart() {
+    postures_survive_a_restart(Who::Root);
+}
+
+#[test]
+fn rootless_postures_survive_a_restart() {
+    postures_survive_a_restart(Who::User);
+}

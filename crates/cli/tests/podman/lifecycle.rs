@@ -83,27 +83,70 @@ fn fail_closed(who: Who) {
     }
     let markers = h.dir.join("markers");
     // A container with the annotations of `state_dir` and `version` that touches `/m/<marker>`.
+    // Plain `podman run` with podman's own flags (no `terok-shield run`).
+    let run_marked_with = |state_dir: &str, version: &str, marker: &str, extra: &[&str]| {
+        let (annotations, volume) = (
+            [
+                "terok.shield.profiles=lab".to_string(),
+                format!("terok.shield.state_dir={state_dir}"),
+                format!("terok.shield.version={version}"),
+            ],
+            format!("{}:/m", markers.display()),
+        );
+        let mut args = vec!["run", "--rm"];
+        for a in &annotations {
+            args.extend(["--annotation", a.as_str()]);
+        }
+        args.extend(["-v", volume.as_str()]);
+        args.extend(extra);
+        let touch = format!("/m/{marker}");
+        args.extend([e.image.as_str(), "touch", touch.as_str()]);
+        h.podman(&args)
+    };
+    // podman's default capabilities (rootful, here) include CAP_NET_RAW, which the hook refuses:
+    // drop it as `terok-shield prepare`'s flags do, so each case fails for its own reason.
     let run_marked = |state_dir: &str, version: &str, marker: &str| {
-        h.podman(&[
-            "run",
-            "--rm",
-            "--annotation",
-            "terok.shield.profiles=lab",
-            "--annotation",
-            &format!("terok.shield.state_dir={state_dir}"),
-            "--annotation",
-            &format!("terok.shield.version={version}"),
-            "-v",
-            &format!("{}:/m", markers.display()),
-            &e.image,
-            "touch",
-            &format!("/m/{marker}"),
-        ])
+        run_marked_with(state_dir, version, marker, &["--cap-drop", "NET_RAW", "--cap-drop", "NET_ADMIN"])
     };
     for (i, (what, state_dir, version)) in cases.iter().enumerate() {
         let out = run_marked(state_dir, version, &format!("ran-{i}"));
         assert_ne!(out.code, 0, "{who:?} {what}: podman started the container");
         assert!(!markers.join(format!("ran-{i}")).exists(), "{who:?} {what}: the workload ran");
+    }
+    // A workload that could undo its firewall (issue 14.4): the hook reads the container's
+    // config.json and refuses it, however the container was started.
+    let good_dir = sd.display().to_string();
+    let hook_log = || std::fs::read_to_string(sd.join("hook-error.log")).unwrap_or_default();
+    for (i, (extra, reason)) in [
+        (&["--privileged"][..], "would hold CAP_NET_ADMIN (effective, permitted, bounding"),
+        (&["--cap-add", "NET_ADMIN"][..], "would hold CAP_NET_ADMIN ("),
+        (&["--cap-add", "NET_RAW"][..], "would hold CAP_NET_RAW ("),
+        (&["--cap-add", "SYS_ADMIN"][..], "CAP_SYS_ADMIN ("),
+        // podman grants CAP_NET_RAW with the host's network: drop it to reach the second check.
+        (&["--network", "host", "--cap-drop", "NET_RAW"][..], "no network namespace of its own"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let before = hook_log().len();
+        let out = run_marked_with(&good_dir, "18", &format!("caps-{i}"), extra);
+        assert_ne!(out.code, 0, "{who:?} {extra:?}: podman started the container");
+        assert!(!markers.join(format!("caps-{i}")).exists(), "{who:?} {extra:?}: the workload ran");
+        let log = hook_log();
+        assert!(
+            log.get(before..).is_some_and(|new| new.contains(reason)),
+            "{who:?} {extra:?}: no {reason:?} in {log} (podman: {})",
+            out.stderr
+        );
+    }
+    // `terok-shield run` refuses those flags before podman sees them.
+    for extra in [&["--privileged"][..], &["--pod", "p1"][..], &["--cap-add", "NET_RAW"][..], &["--network=host"][..]] {
+        let mut args = vec!["run", "refused", "--profiles", "lab", "--"];
+        args.extend(extra);
+        args.extend([e.image.as_str(), "true"]);
+        let out = h.shield(&args);
+        assert_eq!(out.code, 1, "{who:?} run {extra:?}: {}", out.stderr);
+        assert!(out.stderr.contains(extra[0].split('=').next().unwrap_or_default()), "{who:?}: {}", out.stderr);
     }
     // The controls: the good bundles start and the workload runs.
     for (tag, dir) in [("good", &sd), ("gooddns", &sd_dnsmasq)] {

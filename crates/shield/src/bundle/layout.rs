@@ -30,6 +30,8 @@ pub const META_PATH: &str = "meta_path";
 pub const READER_PID: &str = "reader.pid";
 pub const READER_LOG: &str = "reader.log";
 pub const LOCK: &str = ".lock";
+/// The posture in force (`up`, `down`, `disengaged`, `quarantine`); UP when missing.
+pub const POSTURE: &str = "posture";
 
 /// A bundle directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

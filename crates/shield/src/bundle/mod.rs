@@ -5,6 +5,7 @@ pub(crate) mod dns;
 pub(crate) mod layout;
 pub(crate) mod lock;
 pub(crate) mod policy;
+pub(crate) mod posture;
 pub(crate) mod seeds;
 
 use std::path::PathBuf;
@@ -23,6 +24,9 @@ pub enum BundleError {
         #[source]
         source: terok_shield_policy::TargetError,
     },
+    /// `posture` names no posture.
+    #[error("{}: {found} is not a posture (up, down, disengaged, quarantine)", .path.display())]
+    BadPosture { path: PathBuf, found: String },
     #[error("{} has no parent", .0.display())]
     NoParent(PathBuf),
     /// `upstream.dns` is missing or garbled.

@@ -12,7 +12,7 @@ use terok_shield_policy::overlay::upsert;
 use terok_shield_policy::rebind::is_guarded;
 use terok_shield_policy::{Action, Entry, IpNet, Target, Tier};
 use terok_shield_ruleset::verify::VerifyError;
-use terok_shield_ruleset::{classify, script, NetFacts, Posture, Seeds, SetId, ShieldState};
+use terok_shield_ruleset::{classify, script, Posture, SetId, ShieldState};
 
 mod addresses;
 mod names;
@@ -22,6 +22,7 @@ use crate::bundle::dns::{explicit_allows, refresh_dnsmasq_conf, refused_note};
 use crate::bundle::layout::{Bundle, OVERRIDE_RESOLVED};
 use crate::bundle::lock_bundle;
 use crate::bundle::policy::{read_tier, read_tiers, write_tier};
+use crate::bundle::posture::{self, table_and_seeds};
 use crate::container::{self, ContainerError};
 use crate::error::{Error, NftError, Result};
 use crate::helper::{Helper, NsOp};
@@ -130,33 +131,25 @@ impl<'a> Container<'a> {
     pub fn set_posture(&self, posture: Posture, audit: bool) -> Result<()> {
         let (nft, ns) = self.running()?;
         let _lock = lock_bundle(&self.bundle.dir)?;
-        let facts = facts(&self.bundle)?;
         type Timed = Vec<(IpNet, Option<u64>)>;
         let learned: Vec<(SetId, Timed)> = if posture == Posture::Quarantine {
             Vec::new()
         } else {
             SetId::learned_sets().into_iter().map(|s| Ok((s, nft.timed_elements(s)?))).collect::<Result<_>>()?
         };
-        let all = crate::bundle::seeds::derive(&self.bundle)?;
         // Learned addresses a deny covers are never carried over.
-        let denied = all.t20_security_deny.clone();
-        let seeds = match posture {
-            Posture::Up => all,
-            Posture::Down => Seeds { t40_project_allow: Vec::new(), ..all },
-            Posture::Disengaged | Posture::Quarantine => Seeds::default(),
-        };
-        let table = terok_shield_ruleset::render_table(posture, &facts);
+        let denied = crate::bundle::seeds::derive(&self.bundle)?.t20_security_deny;
+        let (table, seeds) = table_and_seeds(&self.bundle, posture)?;
         nft.load(&table, &seeds, posture).map_err(|e| match e {
             NftError::Unverified(source) => ControlError::Unverified { posture, source }.into(),
             other => Error::from(other),
         })?;
-        if posture == Posture::Quarantine {
-            self.helper.run_in(ns, &NsOp::KillFlows(Vec::new()))?;
-        }
         for (set, elements) in learned {
             let keep: Timed = elements.into_iter().filter(|(e, _)| !denied.iter().any(|d| d.contains(e))).collect();
             nft.add_learned(set, &keep)?;
         }
+        posture::record(&self.bundle, posture)?;
+        self.end_unadmitted_flows(&nft, ns)?;
         if audit {
             let c = self.name.as_str();
             self.audit(match posture {
@@ -171,16 +164,25 @@ impl<'a> Container<'a> {
 
     /// Forget DNS-learned allow state: flush the learned sets in one transaction.
     pub fn reset(&self, audit: bool) -> Result<()> {
-        let (nft, _) = self.running()?;
+        let (nft, ns) = self.running()?;
         let _lock = lock_bundle(&self.bundle.dir)?;
         nft.apply(&script::flush(&SetId::learned_sets())).map_err(|e| match e.refusal() {
             Some(Refusal::NoSuchObject) => ControlError::NoLearnedSets.into(),
             _ => Error::from(e),
         })?;
+        self.end_unadmitted_flows(&nft, ns)?;
         if audit {
             self.audit(Row::new(&self.name, "shield_reset"));
         }
         Ok(())
+    }
+
+    /// End every tracked flow the table now in the kernel would not accept as a new one
+    /// (conntrack would otherwise carry a flow opened under a looser posture, or to a
+    /// forgotten address, for as long as it lasts).
+    fn end_unadmitted_flows(&self, nft: &Nft<'_>, ns: &Namespaces) -> Result<()> {
+        let listing = nft.list_table()?;
+        self.helper.run_in(ns, &NsOp::EndFlows(listing))
     }
 
     /// Allow `target`: an address, a network, or a domain resolved on the host (each of its
@@ -201,27 +203,4 @@ fn posture_word(p: Posture) -> &'static str {
         Posture::Disengaged => "Disengage:",
         Posture::Quarantine => "Quarantine:",
     }
-}
-
-/// The network facts recorded at prepare: upstream DNS (none with the shield's resolver),
-/// loopback ports, gateways of the recorded network mode.
-fn facts(bundle: &Bundle) -> Result<NetFacts> {
-    use crate::bundle::layout::{LOOPBACK_PORTS, NETWORK_MODE, UPSTREAM_DNS};
-    let dns = if bundle.dns_mode()? == Some(crate::dns::DnsMode::Resolver) {
-        None
-    } else {
-        let dns = bundle.read_value(UPSTREAM_DNS)?.and_then(|v| v.parse().ok());
-        Some(dns.ok_or_else(|| crate::bundle::BundleError::NoUpstream(bundle.path(UPSTREAM_DNS)))?)
-    };
-    let base = match bundle.read_value(NETWORK_MODE)?.as_deref() {
-        Some("slirp4netns") => NetFacts::slirp4netns(),
-        _ => NetFacts::pasta(),
-    };
-    let ports: Vec<u16> = bundle
-        .read_value(LOOPBACK_PORTS)?
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    Ok(NetFacts { dns, ..base }.with_loopback_ports(&ports))
 }

@@ -7,6 +7,7 @@
 mod bridge_hook;
 mod helper_proc;
 mod nft_hook;
+mod oci_config;
 mod oci_state;
 mod statedir;
 
@@ -74,6 +75,18 @@ pub enum HookError {
     BundleVersion { found: String, want: u32 },
     #[error("OCI state has no pid")]
     NoPid,
+    #[error("OCI state names no absolute bundle directory (got {0})")]
+    NoBundle(String),
+    #[error("cannot read the container's {}: {source}", .path.display())]
+    ConfigUnreadable {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: larger than 4 MiB", .0.display())]
+    ConfigTooLarge(std::path::PathBuf),
+    #[error(transparent)]
+    Confinement(#[from] oci_config::ConfigRefusal),
     #[error("OCI state id {0} is not alphanumeric")]
     BadId(String),
     #[error("cannot read {}: {source}", .path.display())]

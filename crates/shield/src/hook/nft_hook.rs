@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use super::helper_proc;
 use crate::bundle::dns::Runtime;
 use crate::bundle::layout::{Bundle, CONTAINER_ID, DNSMASQ_CONF, RESOLV_CONF, RULESET};
-use crate::bundle::seeds;
+use crate::bundle::{posture, seeds};
 use crate::dns::dnsmasq::{self, Stopped};
 use crate::dns::DnsMode;
 use crate::error::Result;
@@ -133,18 +133,25 @@ fn create_runtime(state: &OciState, bundle: &Bundle, env: &ProcEnv, helper: &Hel
         }
     }
     let pid = state.pid.ok_or(HookError::NoPid)?;
+    check_confinement(state)?;
     write_container_id(bundle, &state.id)?;
     crate::container::record(bundle, pid)?;
-    let path = bundle.path(RULESET);
-    let text = std::fs::read_to_string(&path).map_err(|source| HookError::RulesetUnreadable { path, source })?;
-    let table = terok_shield_ruleset::file::table_of(&text).map_err(HookError::from)?;
-    let seeds = seeds::derive(bundle)?;
+    // The posture in force when the container stopped (UP when none was recorded): a
+    // quarantine or a down survives a restart.
+    let posture = posture::recorded(bundle)?;
+    let (table, seeds) = if posture == Posture::Up {
+        let path = bundle.path(RULESET);
+        let text = std::fs::read_to_string(&path).map_err(|source| HookError::RulesetUnreadable { path, source })?;
+        (terok_shield_ruleset::file::table_of(&text).map_err(HookError::from)?.to_string(), seeds::derive(bundle)?)
+    } else {
+        posture::table_and_seeds(bundle, posture)?
+    };
     let bin =
         tools::find_in("nft", Some(&env.path)).ok_or(tools::ToolMissing { name: "nft", hint: tools::NFT_HINT })?;
     let nft = Nft::at(bin).with_env(env.child_env());
     let resolver = spawn_resolver(state, bundle, env, helper, pid)?;
     let loaded = netns::enter_net_of(pid).map_err(crate::Error::from).and_then(|()| {
-        nft.load_fresh(table, &seeds, Posture::Up)?;
+        nft.load_fresh(&table, &seeds, posture)?;
         Ok(())
     });
     if let Err(e) = loaded {
@@ -169,6 +176,26 @@ fn create_runtime(state: &OciState, bundle: &Bundle, env: &ProcEnv, helper: &Hel
 fn fail_fast() {
     let _ = std::fs::write("/proc/sys/net/ipv4/icmp_ratelimit", "0");
     let _ = std::fs::write("/proc/sys/net/ipv6/icmp/ratelimit", "0");
+}
+
+/// The container's own OCI configuration grants none of the capabilities that undo the
+/// firewall, and gives it a network namespace of its own (`oci_config`).
+fn check_confinement(state: &OciState) -> Result<()> {
+    use std::io::Read as _;
+    const MAX: u64 = 4 << 20;
+    let dir = std::path::Path::new(&state.bundle);
+    if !dir.is_absolute() {
+        return Err(HookError::NoBundle(quoted(&state.bundle)).into());
+    }
+    let path = dir.join("config.json");
+    let unreadable = |source| HookError::ConfigUnreadable { path: path.clone(), source };
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path).and_then(|f| f.take(MAX + 1).read_to_end(&mut bytes)).map_err(unreadable)?;
+    if bytes.len() as u64 > MAX {
+        return Err(HookError::ConfigTooLarge(path).into());
+    }
+    super::oci_config::check(&bytes).map_err(HookError::from)?;
+    Ok(())
 }
 
 fn write_container_id(bundle: &Bundle, id: &str) -> Result<()> {

@@ -26,6 +26,9 @@ pub enum BadOciState {
 pub struct OciState {
     pub id: String,
     pub pid: Option<u32>,
+    /// The container's OCI bundle directory (where its `config.json` is); empty when the
+    /// state names none.
+    pub bundle: String,
     pub annotations: BTreeMap<String, String>,
 }
 
@@ -50,6 +53,11 @@ impl OciState {
             ),
             Some(_) => return Err(BadOciState::Field("pid is not a number")),
         };
+        let bundle = match map.get("bundle") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(BadOciState::Field("bundle is not a string")),
+        };
         let mut annotations = BTreeMap::new();
         match map.get("annotations") {
             None | Some(Value::Null) => {}
@@ -63,7 +71,7 @@ impl OciState {
             }
             Some(_) => return Err(BadOciState::Field("annotations is not an object")),
         }
-        Ok(OciState { id, pid, annotations })
+        Ok(OciState { id, pid, bundle, annotations })
     }
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
@@ -91,6 +99,7 @@ mod tests {
             b"{\"pid\": \"1\"}",
             b"{\"id\": 5}",
             b"{\"pid\": 0}",
+            b"{\"bundle\": 7}",
         ] {
             assert!(OciState::parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }

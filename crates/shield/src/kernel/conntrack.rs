@@ -12,6 +12,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use nix::errno::Errno;
 use nix::sys::socket::{recv, MsgFlags};
 use terok_shield_policy::IpNet;
+use terok_shield_ruleset::Flow;
 
 use super::netlink::{self, attrs, NetlinkError, Result, NLMSG_DONE, NLM_F_ACK, NLM_F_REQUEST};
 
@@ -24,6 +25,9 @@ const CTA_TUPLE_ORIG: u16 = 1;
 const CTA_TUPLE_IP: u16 = 1;
 const CTA_IP_V4_DST: u16 = 2;
 const CTA_IP_V6_DST: u16 = 4;
+const CTA_TUPLE_PROTO: u16 = 2;
+const CTA_PROTO_NUM: u16 = 1;
+const CTA_PROTO_DST_PORT: u16 = 3;
 const AF_INET: u8 = 2;
 const AF_INET6: u8 = 10;
 
@@ -32,17 +36,23 @@ const WHO: &str = "conntrack";
 /// Delete every conntrack entry whose original destination lies in one of `revoked`
 /// (every entry when `revoked` is `None`). Returns how many were deleted.
 pub fn kill_flows(revoked: Option<&[IpNet]>) -> Result<usize> {
+    kill_where(|flow| match (revoked, flow) {
+        (None, _) => true,
+        (Some(nets), Some(f)) => nets.iter().any(|n| n.contains(&IpNet::host(f.dst))),
+        (Some(_), None) => false,
+    })
+}
+
+/// Delete every conntrack entry for which `end` says so, given its flow (`None` when the
+/// entry's original tuple could not be read; `local` is not set here). Returns how many
+/// were deleted.
+pub fn kill_where(mut end: impl FnMut(Option<&Flow>) -> bool) -> Result<usize> {
     let fd = netlink::open(WHO)?;
     let mut killed = 0;
     for family in [AF_INET, AF_INET6] {
         let tuples = dump(&fd, family)?;
-        for (tuple, dst) in tuples {
-            let hit = match (revoked, dst) {
-                (None, _) => true,
-                (Some(nets), Some(d)) => nets.iter().any(|n| n.contains(&IpNet::host(d))),
-                (Some(_), None) => false,
-            };
-            if hit && delete(&fd, family, &tuple)? {
+        for (tuple, flow) in tuples {
+            if end(flow.as_ref()) && delete(&fd, family, &tuple)? {
                 killed += 1;
             }
         }
@@ -50,9 +60,9 @@ pub fn kill_flows(revoked: Option<&[IpNet]>) -> Result<usize> {
     Ok(killed)
 }
 
-/// Every entry of `family`: the payload of its `CTA_TUPLE_ORIG` attribute and its original
-/// destination.
-fn dump(fd: &OwnedFd, family: u8) -> Result<Vec<(Vec<u8>, Option<IpAddr>)>> {
+/// Every entry of `family`: the payload of its `CTA_TUPLE_ORIG` attribute and the flow it
+/// describes.
+fn dump(fd: &OwnedFd, family: u8) -> Result<Vec<(Vec<u8>, Option<Flow>)>> {
     let mut req = Vec::new();
     netlink::message(&mut req, ctnetlink(IPCTNL_MSG_CT_GET), NLM_F_REQUEST | NLM_F_DUMP, 1, family, 0, |_| {});
     netlink::send(fd, &req, WHO)?;
@@ -70,7 +80,7 @@ fn dump(fd: &OwnedFd, family: u8) -> Result<Vec<(Vec<u8>, Option<IpAddr>)>> {
             }
             if msg.ty == ctnetlink(IPCTNL_MSG_CT_NEW) {
                 if let Some(tuple) = msg.attrs().find(CTA_TUPLE_ORIG) {
-                    out.push((tuple.to_vec(), orig_dst(tuple)));
+                    out.push((tuple.to_vec(), orig_flow(tuple)));
                 }
             }
         }
@@ -84,6 +94,15 @@ fn orig_dst(tuple: &[u8]) -> Option<IpAddr> {
         CTA_IP_V6_DST => <[u8; 16]>::try_from(p).ok().map(IpAddr::from),
         _ => None,
     })
+}
+
+/// The flow of a `CTA_TUPLE_ORIG` payload: its protocol, destination and destination port.
+fn orig_flow(tuple: &[u8]) -> Option<Flow> {
+    let dst = orig_dst(tuple)?;
+    let proto = attrs(tuple).find(CTA_TUPLE_PROTO)?;
+    let num = attrs(proto).find(CTA_PROTO_NUM).and_then(|p| p.first().copied())?;
+    let dport = attrs(proto).find(CTA_PROTO_DST_PORT).and_then(|p| <[u8; 2]>::try_from(p).ok()).map(u16::from_be_bytes);
+    Some(Flow { proto: num, dst, dport: dport.filter(|_| matches!(num, 6 | 17 | 132 | 136)), local: false })
 }
 
 /// Delete the entry with this original tuple; false when it was already gone.
