@@ -19,7 +19,7 @@ const EMBEDDING: [(u128, u8, u8); 3] = [(0x0064_ff9b << 96, 96, 96), (0, 96, 96)
 /// Every guarded network: the internal ranges (a range inside another one left out), and
 /// each guarded IPv4 range as it appears inside the IPv4-carrying IPv6 prefixes.
 fn guarded() -> impl Iterator<Item = IpNet> {
-    let all: Vec<IpNet> = INTERNAL.iter().filter_map(|r| r.net.parse().ok()).collect();
+    let all: Vec<IpNet> = INTERNAL.iter().filter_map(crate::ranges::net).collect();
     let outer: Vec<IpNet> = all.iter().copied().filter(|n| !all.iter().any(|o| o != n && o.contains(n))).collect();
     let v4: Vec<IpNet> = outer.iter().copied().filter(IpNet::is_ipv4).collect();
     let embedded: Vec<IpNet> = EMBEDDING

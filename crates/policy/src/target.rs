@@ -123,6 +123,23 @@ impl FromStr for IpNet {
             None => (s, None),
         };
         let addr = IpAddr::from_str(addr_text).map_err(|_| bad())?;
+        // An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is the IPv4 address: a socket that
+        // sends to it sends IPv4 packets, which an IPv6 set element never matches.
+        if let IpAddr::V6(v6) = addr {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                let prefix = match prefix_text {
+                    None => None,
+                    Some(p) => Some(p.parse::<u8>().map_err(|_| bad())?),
+                };
+                match prefix {
+                    None => return Ok(IpNet::host(IpAddr::V4(v4))),
+                    Some(p) if (96..=128).contains(&p) && format!("{p}") == prefix_text.unwrap_or_default() => {
+                        return IpNet::new(IpAddr::V4(v4), p - 96).ok_or_else(bad);
+                    }
+                    _ => {}
+                }
+            }
+        }
         match prefix_text {
             None => Ok(IpNet::host(addr)),
             Some(p) => {
@@ -304,6 +321,15 @@ mod tests {
         assert_eq!(ip("2001:0DB8::1"), "2001:db8::1");
         assert_eq!(ip("2001:db8::1/64"), "2001:db8::/64");
         assert_eq!(ip("::/0"), "::/0");
+        // IPv4-mapped IPv6 is IPv4.
+        assert_eq!(ip("::ffff:198.51.100.7"), "198.51.100.7");
+        assert_eq!(ip("::FFFF:c633:6407"), "198.51.100.7");
+        assert_eq!(ip("::ffff:198.51.100.0/120"), "198.51.100.0/24");
+        assert_eq!(ip("::ffff:0:0/96"), "0.0.0.0/0");
+        assert_eq!(ip("::ffff:0:0/95"), "::fffe:0:0/95");
+        for bad in ["::ffff:1.2.3.4/129", "::ffff:1.2.3.4/0120", "::ffff:1.2.3.4/x"] {
+            assert!(ip(bad).starts_with("Invalid IP/CIDR"), "{bad} -> {}", ip(bad));
+        }
         for bad in [
             "1.2.3",
             "300.1.2.3",

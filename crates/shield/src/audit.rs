@@ -46,12 +46,16 @@ pub fn append(state_dir: &Path, row: Row, report: Reporter) {
     append_line(state_dir, &serde_json::Value::Object(row).to_string(), report);
 }
 
+/// The audit log's size before it moves to `audit.jsonl.1` (the older generation, which
+/// `logs` reads too): a container's audit rows take at most about twice this on disk.
+pub const AUDIT_MAX: u64 = 8 << 20;
+
 /// Append one ready JSON line (no newline). Lines are short and written with one `write`
 /// on an `O_APPEND` descriptor, so concurrent writers never interleave.
 pub fn append_line(state_dir: &Path, json: &str, report: Reporter) {
     let line = format!("{json}\n");
     let path = state_dir.join(AUDIT_LOG);
-    let written = crate::fsutil::open_append(&path).and_then(|mut f| f.write_all(line.as_bytes()));
+    let written = crate::fsutil::open_append_rotating(&path, AUDIT_MAX).and_then(|mut f| f.write_all(line.as_bytes()));
     if let Err(e) = written {
         report(Report::Warning(format!("cannot write {}: {e}", path.display())));
     }

@@ -38,9 +38,7 @@ pub(crate) struct Identity {
 
 impl Identity {
     pub(crate) fn of(pid: u32) -> Option<Identity> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let after_comm = &stat[stat.rfind(')')? + 1..];
-        let start_time = after_comm.split_whitespace().nth(19)?.parse().ok()?;
+        let start_time = start_time(pid)?;
         let net_inode = netns::ns_inode(&netns::net_ns_path(pid))?;
         Some(Identity { pid, start_time, net_inode })
     }
@@ -70,9 +68,36 @@ pub(crate) fn forget(bundle: &Bundle) {
 }
 
 /// The container's pid when it is running: the recorded process is still the same one.
+#[cfg(test)]
 pub(crate) fn running_pid(bundle: &Bundle) -> Option<u32> {
     let recorded = Identity::parse(&std::fs::read_to_string(bundle.path(CONTAINER_PID)).ok()?)?;
     (Identity::of(recorded.pid) == Some(recorded)).then_some(recorded.pid)
+}
+
+/// The start time (clock ticks since boot) of process `pid`.
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The namespaces of the running container: those of the process the hook recorded,
+/// opened first and then checked (the same process by its start time, the same network
+/// namespace by its inode), so a pid recycled in between is never entered. When that
+/// process still runs but has moved to another network namespace (a PID 1 that unshared
+/// one), the container's namespace is reached through its helper, which lives there for
+/// the container's life. `None` when the container is not running.
+pub(crate) fn running_namespaces(bundle: &Bundle) -> Option<netns::Namespaces> {
+    let recorded = Identity::parse(&std::fs::read_to_string(bundle.path(CONTAINER_PID)).ok()?)?;
+    let ns = netns::Namespaces::of(recorded.pid).ok()?;
+    if start_time(recorded.pid) != Some(recorded.start_time) {
+        return None;
+    }
+    if ns.net_inode() == Some(recorded.net_inode) {
+        return Some(ns);
+    }
+    let helper = u32::try_from(crate::hook::helper_pid(bundle)?).ok()?;
+    let ns = netns::Namespaces::of(helper).ok()?;
+    (crate::hook::helper_pid(bundle) == Some(helper as i32) && ns.net_inode() == Some(recorded.net_inode)).then_some(ns)
 }
 
 /// The bundle of `name`: `<state root>/containers/<name>` when it exists, else the

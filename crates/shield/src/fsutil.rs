@@ -56,9 +56,50 @@ pub fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
+/// Open the log `path` for appending like [`open_append`], first moving it to `<path>.1`
+/// (replacing the older generation) when it holds more than `max` bytes: a log is at most
+/// about twice `max` on disk. Concurrent writers rotate once: the one holding the old
+/// file's lock renames it only while the path still names that file; a writer that opened
+/// the old file before the rename appends its line there, so no line is lost.
+pub fn open_append_rotating(path: &Path, max: u64) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::MetadataExt;
+    let file = open_append(path)?;
+    let meta = file.metadata()?;
+    if meta.len() <= max {
+        return Ok(file);
+    }
+    let locked =
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| std::io::Error::from(e))?;
+    let same = std::fs::symlink_metadata(path).is_ok_and(|m| m.ino() == meta.ino() && m.dev() == meta.dev());
+    if same {
+        let mut old = path.as_os_str().to_owned();
+        old.push(".1");
+        std::fs::rename(path, old)?;
+    }
+    drop(locked);
+    open_append(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_rotate_once_past_their_limit() -> Result<()> {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tmp", e))?;
+        let p = dir.path().join("log");
+        let io = |e| Error::io("log", e);
+        for _ in 0..10 {
+            open_append_rotating(&p, 25).and_then(|mut f| f.write_all(b"0123456789\n")).map_err(io)?;
+        }
+        let current = std::fs::read(&p).map_err(io)?.len();
+        let old = std::fs::read(dir.path().join("log.1")).map_err(io)?.len();
+        // 11-byte lines, rotated once the file is past 25 bytes (at 33): 10 lines leave one
+        // in the log and three in the older generation.
+        assert_eq!((current, old), (11, 33));
+        Ok(())
+    }
 
     #[test]
     fn replaces_atomically_with_mode() -> Result<()> {

@@ -34,6 +34,7 @@ pub mod setup;
 pub mod tools;
 
 pub(crate) mod audit;
+pub(crate) mod confine;
 pub(crate) mod exec;
 pub(crate) mod fsutil;
 pub(crate) mod kernel;

@@ -50,11 +50,23 @@ pub fn parse(args: &[String], warn: &mut dyn FnMut(&str)) -> Result<ReaderSpec, 
     Ok(a)
 }
 
+/// What the reader writes to its log over its life at most; then one line says the rest
+/// is left out (its log is opened rotated at each start: `terok_shield::fsutil`).
+const LOG_BUDGET: usize = 1 << 20;
+
 fn say(r: Report) {
-    match r {
-        Report::Warning(w) => eprintln!("warning: {w}"),
-        Report::Note(n) => eprintln!("{n}"),
-        _ => {}
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static WRITTEN: AtomicUsize = AtomicUsize::new(0);
+    let line = match r {
+        Report::Warning(w) => format!("warning: {w}"),
+        Report::Note(n) => n,
+        _ => return,
+    };
+    let before = WRITTEN.fetch_add(line.len() + 1, Ordering::Relaxed);
+    if before + line.len() < LOG_BUDGET {
+        eprintln!("{line}");
+    } else if before < LOG_BUDGET {
+        eprintln!("warning: this log reached {LOG_BUDGET} bytes; further lines are left out until the next start");
     }
 }
 

@@ -1,7 +1,8 @@
 //! `logs [--container NAME] [-n N] [--json]`: audit entries, one JSON object per line (or
 //! one compact JSON array with `--json`), merged across containers by time.
 //!
-//! Reads `<state root>/containers/*/audit.jsonl`; lines that are not JSON objects are
+//! Reads `<state root>/containers/*/audit.jsonl` (after its older generation
+//! `audit.jsonl.1`), streamed; lines that are not JSON objects are
 //! skipped, and every entry is re-serialised, so no raw byte of the file reaches the terminal.
 
 use std::path::Path;
@@ -64,19 +65,45 @@ fn ts(v: &serde_json::Value) -> &str {
     v.get("ts").and_then(|t| t.as_str()).unwrap_or("")
 }
 
-/// The last `n` JSON-object lines of `path` (none when it is missing or unreadable).
+/// The last `n` JSON-object lines of `path`, after those of its older generation
+/// `<path>.1` (none when missing or unreadable). The files are streamed: at most `n` lines
+/// are held, and a line longer than [`MAX_LINE`] is skipped.
 fn tail(path: &Path, n: usize) -> Vec<serde_json::Value> {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    use std::io::{BufRead as _, Read as _};
+    let mut last: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
+    if n == 0 {
         return Vec::new();
-    };
-    let entries: Vec<serde_json::Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v.is_object())
-        .collect();
-    let start = entries.len().saturating_sub(n);
-    entries[start..].to_vec()
+    }
+    let mut older = path.as_os_str().to_owned();
+    older.push(".1");
+    for file in [std::path::PathBuf::from(older), path.to_path_buf()] {
+        let Ok(f) = std::fs::File::open(&file) else { continue };
+        let mut reader = std::io::BufReader::new(f);
+        let mut line = Vec::new();
+        let mut skipping = false;
+        loop {
+            line.clear();
+            match (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let complete = line.ends_with(b"\n");
+            // A line longer than any row is skipped to its end.
+            if skipping || line.len() > MAX_LINE {
+                skipping = !complete;
+                continue;
+            }
+            if last.len() == n {
+                last.pop_front();
+            }
+            last.push_back(std::mem::take(&mut line));
+        }
+    }
+    last.iter().filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok()).filter(|v| v.is_object()).collect()
 }
+
+/// The longest audit line `logs` reads (rows are far shorter).
+const MAX_LINE: usize = 64 * 1024;
 
 /// JSON with `", "` and `": "` separators and every non-ASCII or control character escaped.
 fn render(v: &serde_json::Value) -> String {
@@ -135,4 +162,25 @@ fn write_str(s: &str, out: &mut String) {
         }
     }
     out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tail_spans_both_generations_and_skips_what_is_not_a_row() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let row = |i: usize| format!("{{\"ts\":\"t{i:03}\",\"action\":\"blocked\"}}\n");
+        let older: String = (0..5).map(row).collect();
+        let long = format!("{{\"ts\":\"{}\"}}\n", "x".repeat(MAX_LINE * 2));
+        let current = format!("{}not json\n{long}[1]\n{}", row(5), (6..8).map(row).collect::<String>());
+        std::fs::write(dir.path().join("audit.jsonl.1"), older).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("audit.jsonl"), current).unwrap_or_else(|e| panic!("{e}"));
+        let ts = |n| tail(&dir.path().join("audit.jsonl"), n).iter().map(|v| ts(v).to_string()).collect::<Vec<_>>();
+        assert_eq!(ts(100), (0..8).map(|i| format!("t{i:03}")).collect::<Vec<_>>());
+        // The last 3 lines are two rows and `[1]`: only rows are shown.
+        assert_eq!(ts(3), ["t006", "t007"]);
+        assert!(ts(0).is_empty());
+    }
 }

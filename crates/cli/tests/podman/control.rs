@@ -364,3 +364,56 @@ fn rootful_postures_survive_a_restart() {
 fn rootless_postures_survive_a_restart() {
     postures_survive_a_restart(Who::User);
 }
+
+/// A PID 1 that moves itself into a new network namespace (issue 14.9) does not disarm the
+/// live verbs or the helper: the rest of the container stays in the shielded namespace, the
+/// verbs reach it through the helper, and quarantine still ends its flows.
+fn a_pid_1_that_leaves_its_namespace_keeps_the_controls(who: Who) {
+    use crate::streams::Stream;
+    let workload = ["sh", "-c", "sleep 1000 & exec unshare -Urn sleep 600"];
+    let Some((h, name)) = shielded(who, "netns-escape", &[ALLOWED_V4], &workload) else { return };
+    let pid1: u32 = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout.trim().parse().unwrap_or(0);
+    let ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+    let child = || -> Option<u32> {
+        let kids = std::fs::read_to_string(format!("/proc/{pid1}/task/{pid1}/children")).ok()?;
+        kids.split_whitespace().next()?.parse().ok()
+    };
+    assert!(
+        within(std::time::Duration::from_secs(5), || child().is_some_and(|c| ns(c).is_some() && ns(c) != ns(pid1))),
+        "{who:?}: PID 1 did not move into a namespace of its own"
+    );
+    let left = child().unwrap_or(0);
+    let helper = std::fs::read_to_string(h.state_dir(&name).join("reader.pid")).unwrap_or_default();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        std::path::Path::new(&format!("/proc/{}", helper.trim())).exists(),
+        "{who:?}: the helper ended when PID 1 left"
+    );
+    assert_eq!(h.shield(&["status", &name]).stdout, "up\n", "{who:?}: status after PID 1 left");
+    let allowed = Stream::tcp(left, ALLOWED_V4, 7000);
+    assert!(allowed.flows_within(std::time::Duration::from_secs(3)), "{who:?}: no flow from the shielded namespace");
+    let out = h.shield(&["allow", &name, UNLISTED_V4]);
+    assert_eq!(out.code, 0, "{who:?}: allow after PID 1 left: {}", out.stderr);
+    let unlisted = Stream::tcp(left, UNLISTED_V4, 7000);
+    assert!(unlisted.flows_within(std::time::Duration::from_secs(3)), "{who:?}: the allow is not in force");
+    let out = h.shield(&["quarantine", &name]);
+    assert_eq!(out.code, 0, "{who:?}: quarantine after PID 1 left: {}", out.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for (s, what) in [(&allowed, "allowed"), (&unlisted, "newly allowed")] {
+        let before = s.echoed();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert_eq!(s.echoed(), before, "{who:?}: the {what} flow passes after quarantine");
+    }
+    drop((allowed, unlisted));
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_a_pid_1_that_leaves_its_namespace_keeps_the_controls() {
+    a_pid_1_that_leaves_its_namespace_keeps_the_controls(Who::Root);
+}
+
+#[test]
+fn rootless_a_pid_1_that_leaves_its_namespace_keeps_the_controls() {
+    a_pid_1_that_leaves_its_namespace_keeps_the_controls(Who::User);
+}

@@ -114,6 +114,17 @@ fn dns_names(who: Who) {
     );
     h.probe(&name, &format!("{who:?} wildcard"), &[(sub.as_str(), true)]);
     let _ = std::fs::remove_file(format!("/run/tshield-hosts/dns-hosts/{sub}"));
+    // A deny by name also forgets the addresses dnsmasq learned for it (issue 14.3): an
+    // address the rotating name gave earlier, no longer what the host resolves, stops
+    // answering; an allowed name is learned again at its next lookup.
+    // (Its first address was resolved at prepare and so is authored; the second, DENIED_V4,
+    // is only learned. At the deny the host resolves a third one, which the deny names.)
+    h.probe(&name, &format!("{who:?} learned second address"), &[(DENIED_V4, true)]);
+    test_name(&rot, "198.51.100.53");
+    let out = h.shield_with_test_dns(&["deny", &name, &rot]);
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    assert!(out.stderr.contains("every address learned from DNS answers was forgotten"), "{who:?}: {}", out.stderr);
+    h.probe(&name, &format!("{who:?} after deny by name"), &[(DENIED_V4, false), ("allowed.shield.test", true)]);
     // A denied domain is sinkholed: the container's resolver answers NXDOMAIN.
     let out = h.shield_with_test_dns(&["deny", &name, "denied.shield.test"]);
     assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);

@@ -80,6 +80,19 @@ fn internal_ranges_are_refused(who: Who) {
             assert_eq!(connect_from(pid, a), want, "{who:?} {posture:?}: {a}");
         }
     }
+    assert_eq!(h.shield(&["up", &name]).code, 0, "{who:?} up");
+    // A deny the override tier would overrule is refused and changes nothing (issue 14.10).
+    let sd = h.state_dir(&name);
+    h.sh(&format!("printf '+10.222.222.0/24\\n' > {0}/policy/10-override", sd.display()));
+    let live = std::fs::read(sd.join("policy/live")).unwrap_or_default();
+    let out = h.shield(&["deny", &name, PRIVATE_V4]);
+    assert_eq!(out.code, 1, "{who:?}: a deny under an override: {}", out.stderr);
+    assert!(out.stderr.contains("is covered by the override 10.222.222.0/24"), "{who:?}: {}", out.stderr);
+    assert_eq!(std::fs::read(sd.join("policy/live")).unwrap_or_default(), live, "{who:?}: policy/live changed");
+    // An IPv4-mapped IPv6 deny is the IPv4 deny.
+    let out = h.shield(&["deny", &name, &format!("::ffff:{ALLOWED_V4}")]);
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    h.probe(&name, &format!("{who:?} after a mapped deny"), &[(ALLOWED_V4, false)]);
     h.podman(&["rm", "-f", &name]);
 }
 

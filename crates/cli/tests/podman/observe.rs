@@ -312,3 +312,102 @@ fn rootful_hub_events() {
 fn rootless_hub_events() {
     hub_events(Who::User);
 }
+
+/// A flood of 100 000 distinct destinations (issue 14.6) leaves at most the audit budget
+/// (60 rows a minute, documented in decisions.md) plus `suppressed` rows in the audit log,
+/// and the container's allowed traffic goes on. The destinations are 198.18.0.0/15, routed
+/// inside the container's namespace to a sink (a veth whose peer is down), so nothing the
+/// shield let through could leave.
+fn a_flood_of_destinations_stays_within_the_audit_budget(who: Who) {
+    let Some((h, name)) = shielded(who, "flood", &[ALLOWED_V4], &["sleep", "600"]) else { return };
+    let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout.trim().to_string();
+    let sink = "ip link add tsh-sink type veth peer name tsh-sink-p && ip link set tsh-sink arp off up && ip route add 198.18.0.0/15 dev tsh-sink";
+    let out = run(std::process::Command::new("nsenter").args(["-t", &pid, "-n", "sh", "-c", sink]));
+    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    let audit = h.state_dir(&name).join("audit.jsonl");
+    let before = std::fs::metadata(&audit).map(|m| m.len()).unwrap_or(0);
+    let pid_n: u32 = pid.parse().unwrap_or_else(|e| panic!("{e}"));
+    let start = std::time::Instant::now();
+    std::thread::spawn(move || {
+        enter_net_of(pid_n);
+        let sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap_or_else(|e| panic!("{e}"));
+        for i in 0..100_000u32 {
+            let dest = std::net::Ipv4Addr::from(0xC612_0000 + 4 + i);
+            let _ = sock.send_to(b"x", (dest, 9));
+        }
+    })
+    .join()
+    .unwrap_or_else(|_| panic!("flood thread"));
+    let sent_in = start.elapsed();
+    assert!(sent_in.as_secs() < 60, "{who:?}: the flood took {sent_in:?}");
+    let suppressed = |v: &serde_json::Value| v["action"] == "suppressed";
+    let rows = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .collect()
+    };
+    assert!(within(std::time::Duration::from_secs(5), || rows().iter().any(suppressed)), "{who:?}: no suppressed row");
+    h.probe(&name, &format!("{who:?} after the flood"), &[(ALLOWED_V4, true), (UNLISTED_V4, false)]);
+    let all = rows();
+    let blocked = all.iter().filter(|v| v["action"] == "blocked").count() as u64;
+    let left_out: u64 = all.iter().filter(|v| suppressed(v)).filter_map(|v| v["count"].as_u64()).sum();
+    // The burst, plus one a second for as long as the flood and the probes took.
+    let budget = 60 + start.elapsed().as_secs() + 1;
+    assert!(blocked <= budget, "{who:?}: {blocked} blocked rows for a budget of {budget}");
+    assert!(left_out > 0, "{who:?}: the suppressed rows count nothing");
+    let grew = std::fs::metadata(&audit).map(|m| m.len()).unwrap_or(0) - before;
+    assert!(grew < 64 * 1024, "{who:?}: the audit log grew by {grew} bytes");
+    eprintln!(
+        "{who:?}: 100000 destinations in {sent_in:?}: {blocked} blocked rows, {left_out} left out, +{grew} bytes"
+    );
+    check_schema("audit-row", &all);
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_a_flood_of_destinations_stays_within_the_audit_budget() {
+    a_flood_of_destinations_stays_within_the_audit_budget(Who::Root);
+}
+
+#[test]
+fn rootless_a_flood_of_destinations_stays_within_the_audit_budget() {
+    a_flood_of_destinations_stays_within_the_audit_budget(Who::User);
+}
+
+/// The helper gives up what it does not need once bound (issue 14.10): with the resolver it
+/// keeps CAP_NET_ADMIN alone, in every set, and its file system is the state dir, /proc
+/// and the dossier (Landlock, on kernels that offer it; the test machine's does).
+fn the_helper_is_confined(who: Who) {
+    let Some((h, name)) = shielded(who, "confined", &[ALLOWED_V4], &["sleep", "600"]) else { return };
+    let sd = h.state_dir(&name);
+    let pid = std::fs::read_to_string(sd.join("reader.pid")).unwrap_or_default().trim().to_string();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field =
+        |k: &str| status.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_string()).unwrap_or_default();
+    // CAP_NET_ADMIN is bit 12.
+    for set in ["CapEff:", "CapPrm:", "CapBnd:"] {
+        assert_eq!(field(set), "0000000000001000", "{who:?}: {set} of the helper");
+    }
+    for set in ["CapInh:", "CapAmb:"] {
+        assert_eq!(field(set), "0000000000000000", "{who:?}: {set} of the helper");
+    }
+    assert_eq!(field("NoNewPrivs:"), "1", "{who:?}");
+    let log = std::fs::read_to_string(sd.join("reader.log")).unwrap_or_default();
+    assert!(log.contains("capabilities: kept CAP_NET_ADMIN"), "{who:?}: {log}");
+    assert!(log.contains("landlock: the state dir, /proc and the dossier only"), "{who:?}: {log}");
+    // And it still does its work: a name resolves and its address answers.
+    h.probe(&name, &format!("{who:?} confined"), &[(ALLOWED_V4, true), (UNLISTED_V4, false)]);
+    h.podman(&["rm", "-f", &name]);
+}
+
+#[test]
+fn rootful_the_helper_is_confined() {
+    the_helper_is_confined(Who::Root);
+}
+
+#[test]
+fn rootless_the_helper_is_confined() {
+    the_helper_is_confined(Who::User);
+}

@@ -6,6 +6,14 @@ use super::*;
 impl Container<'_> {
     pub(super) fn change_net(&self, action: Action, net: IpNet, raw: &str, audit: bool) -> Result<Change> {
         let _lock = lock_bundle(&self.bundle.dir)?;
+        if action == Action::Deny {
+            // The override tier is judged before the deny tier: such a deny would change
+            // nothing in the kernel while `policy/live` said it was denied.
+            let overrides = crate::bundle::seeds::derive(&self.bundle)?.t10_override;
+            if let Some(o) = overrides.iter().find(|o| o.contains(&net)) {
+                return Err(ControlError::OverrideWins { element: net, by: *o }.into());
+            }
+        }
         let in_force = match &self.namespaces {
             Some(ns) if net.is_host() => {
                 let (into, out_of) = sets(action, net);

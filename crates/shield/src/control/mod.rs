@@ -57,6 +57,9 @@ pub enum ControlError {
     Resolver(String),
     #[error("{}: not an absolute path", .0.display())]
     NotAbsolute(std::path::PathBuf),
+    /// A deny the override tier would overrule.
+    #[error("{element} is covered by the override {by}, which wins over any deny: remove the override from the profile first")]
+    OverrideWins { element: IpNet, by: IpNet },
 }
 
 /// The outcome of an allow or deny.
@@ -83,10 +86,7 @@ impl<'a> Container<'a> {
     /// `report` hears the notes and warnings of every change.
     pub fn open(state_root: &Path, name: &str, helper: Helper, report: Reporter<'a>) -> Result<Container<'a>> {
         let bundle = container::locate(state_root, name)?;
-        let namespaces = match container::running_pid(&bundle) {
-            Some(pid) => Some(Namespaces::of(pid)?),
-            None => None,
-        };
+        let namespaces = container::running_namespaces(&bundle);
         Ok(Container { name: name.to_string(), bundle, namespaces, helper, report })
     }
 
@@ -180,7 +180,7 @@ impl<'a> Container<'a> {
     /// End every tracked flow the table now in the kernel would not accept as a new one
     /// (conntrack would otherwise carry a flow opened under a looser posture, or to a
     /// forgotten address, for as long as it lasts).
-    fn end_unadmitted_flows(&self, nft: &Nft<'_>, ns: &Namespaces) -> Result<()> {
+    pub(super) fn end_unadmitted_flows(&self, nft: &Nft<'_>, ns: &Namespaces) -> Result<()> {
         let listing = nft.list_table()?;
         self.helper.run_in(ns, &NsOp::EndFlows(listing))
     }

@@ -130,6 +130,17 @@ impl Container<'_> {
         }
         if let Some(ns) = &self.namespaces {
             self.helper.run_in(ns, &NsOp::RestartDnsmasq { state_dir: self.bundle.dir.clone() })?;
+            // dnsmasq keeps no record of which name an address was learned for: a deny by
+            // name forgets every learned address and ends the flows no longer admitted; the
+            // names still allowed are learned again at their next lookup.
+            if action == Action::Deny && self.bundle.dns_mode()?.is_some_and(|m| m.follows_answers()) {
+                let (nft, _) = self.running()?;
+                nft.apply(&script::flush(&SetId::learned_sets()))?;
+                self.end_unadmitted_flows(&nft, ns)?;
+                (self.report)(Report::Note(format!(
+                    "{domain}: every address learned from DNS answers was forgotten (dnsmasq does not say which name gave which); allowed names are learned again at their next lookup"
+                )));
+            }
         }
         Ok(())
     }

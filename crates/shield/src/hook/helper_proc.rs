@@ -109,7 +109,7 @@ pub(super) fn spawn(
         netns_pid: Some(pid),
         dns,
     };
-    let log = crate::fsutil::open_append(&bundle.path(READER_LOG)).map_err(HookError::ReaderStart)?;
+    let log = crate::fsutil::open_append_rotating(&bundle.path(READER_LOG), 1 << 20).map_err(HookError::ReaderStart)?;
     // A resolver says `ready` (or why not) on its stdout first; a plain reader logs there.
     let stdout = if dns.is_some() { Stdio::piped() } else { log.try_clone().map_err(HookError::ReaderStart)?.into() };
     let child = Command::new(&helper.path)

@@ -20,6 +20,12 @@ use crate::procenv::ProcEnv;
 pub use oci_state::{BadOciState, OciState};
 pub use statedir::StateDirError;
 
+/// The pid of the bundle's running helper (resolver and NFLOG reader), checked by its
+/// command line.
+pub(crate) fn helper_pid(bundle: &crate::bundle::Bundle) -> Option<i32> {
+    helper_proc::running(bundle)
+}
+
 /// Which hook program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -58,9 +64,10 @@ pub trait HookLog {
     fn write(&mut self, msg: &str);
 }
 
-/// Open the state dir's `hook-error.log` for appending (0600, never through a symlink).
+/// Open the state dir's `hook-error.log` for appending (0600, never through a symlink;
+/// rotated to `hook-error.log.1` past 1 MiB).
 pub fn open_error_log(state_dir: &Path) -> std::io::Result<std::fs::File> {
-    crate::fsutil::open_append(&state_dir.join(crate::bundle::layout::HOOK_ERROR_LOG))
+    crate::fsutil::open_append_rotating(&state_dir.join(crate::bundle::layout::HOOK_ERROR_LOG), 1 << 20)
 }
 
 /// What only a hook can get wrong.

@@ -30,6 +30,9 @@ pub enum StateDirError {
     Owner { dir: String, owner: u32, euid: u32 },
     #[error("state dir {dir} is group- or world-writable (mode {mode:o})")]
     Writable { dir: String, mode: u32 },
+    /// A directory above the state dir lets someone else replace it.
+    #[error("state dir {dir}: its parent {parent} {why}")]
+    Ancestor { dir: String, parent: String, why: String },
 }
 
 /// System trees a state dir may never be in (`/tmp` and `/var/tmp` are allowed).
@@ -76,7 +79,35 @@ pub fn validate(raw: Option<&str>, euid: u32) -> Result<PathBuf, StateDirError> 
     if meta.mode() & 0o022 != 0 {
         return Err(E::Writable { dir: q, mode: meta.mode() & 0o7777 });
     }
+    ancestors(&resolved, euid).map_err(|(parent, why)| E::Ancestor { dir: q, parent: quoted(&parent), why })?;
     Ok(resolved)
+}
+
+/// Every directory above the (resolved) state dir must be one only root, the hook's user
+/// or the kernel's overflow uid (root as a rootless hook sees it) can change entries in:
+/// owned by one of them, and writable by group or others only with the sticky bit (as
+/// `/tmp`), so no other user can rename the state dir away and put their own in its place.
+/// Inside a user namespace every unmapped owner shows as the overflow uid, so there an
+/// ancestor owned by another host user is not told from root's (decisions.md).
+fn ancestors(resolved: &Path, euid: u32) -> Result<(), (String, String)> {
+    let overflow: Option<u32> =
+        std::fs::read_to_string("/proc/sys/kernel/overflowuid").ok().and_then(|s| s.trim().parse().ok());
+    for parent in resolved.ancestors().skip(1) {
+        let shown = parent.display().to_string();
+        let meta = std::fs::metadata(parent).map_err(|e| (shown.clone(), format!("cannot be read: {e}")))?;
+        let owner = meta.uid();
+        if owner != 0 && owner != euid && Some(owner) != overflow {
+            return Err((shown, format!("is owned by uid {owner}")));
+        }
+        let mode = meta.mode();
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            return Err((
+                shown,
+                format!("is group- or world-writable without the sticky bit (mode {:o})", mode & 0o7777),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -115,6 +146,14 @@ mod tests {
         }
         let e = validate(Some(&s(&good)), euid + 1).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("is owned by uid"), "{e}");
+        // An ancestor others may write to: refused, unless it is sticky (as /tmp is).
+        let inner = writable.join("inner");
+        std::fs::create_dir(&inner)?;
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o700))?;
+        let e = validate(Some(&s(&inner)), euid).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("its parent") && e.contains("without the sticky bit (mode 770)"), "{e}");
+        std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o1777))?;
+        assert!(validate(Some(&s(&inner)), euid).is_ok());
         Ok(())
     }
 }

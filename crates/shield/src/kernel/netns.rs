@@ -55,7 +55,9 @@ pub fn ns_inode(path: &std::path::Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
-/// The namespaces of a container process, opened while it is known to be the right one.
+/// The namespaces of a container process. Opened first and checked after (the caller
+/// compares [`Namespaces::net_inode`] and the process's start time with what the hook
+/// recorded), so a pid recycled in between is never entered.
 #[derive(Debug)]
 pub struct Namespaces {
     /// `Some` when the container's user namespace differs from ours (rootless).
@@ -74,6 +76,11 @@ impl Namespaces {
         let ours = ns_inode(std::path::Path::new("/proc/self/ns/user"));
         let user = if theirs.is_some() && theirs != ours { Some(open("user")?) } else { None };
         Ok(Namespaces { user, net })
+    }
+
+    /// The inode of the opened network namespace.
+    pub fn net_inode(&self) -> Option<u64> {
+        self.net.metadata().ok().map(|m| m.ino())
     }
 
     /// Make `cmd` join these namespaces (user first, then network) between fork and exec.

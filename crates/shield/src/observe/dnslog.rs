@@ -56,6 +56,11 @@ impl DnsLog {
         }
     }
 
+    /// Keep the log under `max` bytes: emptied once read through (`Tail::truncate_past`).
+    pub fn cap(&mut self, max: u64) {
+        self.tail.truncate_past(max);
+    }
+
     /// The name an answer last gave for `addr`.
     pub fn domain_of(&self, addr: &IpAddr) -> Option<&str> {
         self.domains.get(addr).map(String::as_str)

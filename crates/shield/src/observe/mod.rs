@@ -1,6 +1,7 @@
 //! What the shield saw and decided, for operators and clearance UIs (observe.md): the NFLOG
 //! reader and its parts, the watch event shapes, and the hub emitter.
 
+pub mod budget;
 mod dedup;
 mod dnslog;
 pub mod dossier;

@@ -16,6 +16,7 @@ use crate::bundle::layout::DNSMASQ_LOG;
 use crate::bundle::Bundle;
 use crate::dns::resolver::{Event, Resolver};
 use crate::kernel::nflog;
+use crate::observe::budget::{Budget, ROWS_PER_MINUTE};
 use crate::observe::dedup::Window;
 use crate::observe::dnslog::{DnsLog, Line};
 use crate::observe::dossier;
@@ -26,12 +27,16 @@ use crate::report::Reporter;
 
 const WINDOW: Duration = Duration::from_secs(30);
 
+/// `dnsmasq.log` is emptied once the helper has read past this many bytes.
+pub const DNSMASQ_LOG_MAX: u64 = 4 << 20;
+
 pub(super) struct Reader<'a> {
     a: &'a ReaderSpec,
     report: Reporter<'a>,
     emitter: Emitter,
     dns: DnsLog,
     audit: Window,
+    budget: Budget,
     wire: Window,
     dossier: Map<String, Value>,
     meta_path: Option<PathBuf>,
@@ -53,6 +58,7 @@ impl<'a> Reader<'a> {
             emitter,
             dns: DnsLog::from_start(a.state_dir.join(DNSMASQ_LOG)),
             audit: Window::new(WINDOW),
+            budget: Budget::new(Instant::now()),
             wire: Window::new(WINDOW),
             dossier: dossier::from_annotations(
                 a.annotations.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))),
@@ -85,13 +91,34 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn row(&self, row: &Fields) {
-        audit::append_line(&self.a.state_dir, &row.clone().line(), self.report);
+    /// Write one audit row, within the budget (a refused row is counted, not written).
+    fn row(&mut self, row: &Fields) {
+        if self.budget.take(Instant::now()) {
+            audit::append_line(&self.a.state_dir, &row.clone().line(), self.report);
+        }
     }
 
-    /// Rebind refusals dnsmasq logged since the last look: one audit row each.
+    /// Once a loop round: the `suppressed` row, when the budget left rows out and one is due.
+    pub fn tick(&mut self) {
+        if let Some(n) = self.budget.report_due(Instant::now()) {
+            let detail = format!("{n} audit rows left out (at most {ROWS_PER_MINUTE} a minute)");
+            let line = Fields::new()
+                .str("ts", &audit::now_utc())
+                .str("container", &self.a.container)
+                .str("action", "suppressed")
+                .str("detail", &detail)
+                .int("count", n)
+                .line();
+            audit::append_line(&self.a.state_dir, &line, self.report);
+        }
+    }
+
+    /// Rebind refusals dnsmasq logged since the last look: one audit row each. The log is
+    /// kept under [`DNSMASQ_LOG_MAX`] (dnsmasq logs every query).
     pub fn rebinds(&mut self) {
-        for line in self.dns.poll() {
+        let lines = self.dns.poll();
+        self.dns.cap(DNSMASQ_LOG_MAX);
+        for line in lines {
             if let Line::Rebind { domain } = line {
                 self.row(
                     &Fields::new()

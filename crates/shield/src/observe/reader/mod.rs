@@ -48,14 +48,16 @@ pub fn run(
         Some(_) => Some(Upstreams::open(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())?),
         None => None,
     };
-    // The container, by its network namespace: the helper ends when that is gone, also when
-    // no poststop comes (a start that failed after this hook, a deleted bundle).
-    let container_ns = a.netns_pid.map(|pid| (pid, netns::ns_inode(&netns::net_ns_path(pid))));
+    // The container, by its first process: the helper ends when that is gone, also when no
+    // poststop comes (a start that failed after this hook, a deleted bundle). Not by that
+    // process's network namespace: a PID 1 that moves itself into a new one leaves the
+    // rest of the container here, and the helper stays with it.
+    let container = a.netns_pid.map(|pid| (pid, crate::container::start_time(pid)));
     if let Some(pid) = a.netns_pid {
         netns::enter_net_of(pid)?;
     }
     let gone = || {
-        !a.state_dir.is_dir() || container_ns.is_some_and(|(pid, ino)| netns::ns_inode(&netns::net_ns_path(pid)) != ino)
+        !a.state_dir.is_dir() || container.is_some_and(|(pid, t)| t.is_none() || crate::container::start_time(pid) != t)
     };
     let bundle = Bundle::new(&a.state_dir);
     let mut resolver = match (a.dns, upstream) {
@@ -85,6 +87,12 @@ pub fn run(
     }
     let fanout = Fanout::bind(&a.state_dir).map_err(|e| report(Report::Warning(e.to_string()))).ok();
     let mut r = Reader::new(a, &bundle, report, emitter, fanout);
+    // Everything is bound: give up what the loop does not need (crate::confine).
+    let dossier = bundle.meta_path();
+    let dossier = dossier.as_deref().map(|p| if p.exists() { p } else { p.parent().unwrap_or(p) });
+    for note in crate::confine::helper(&a.state_dir, dossier, resolver.is_some()) {
+        report(Report::Note(note));
+    }
     ready();
     r.send(Fields::new().str("type", "container_started").str("container", &a.container).line());
     let mut buf = vec![0u8; 65536];
@@ -127,6 +135,7 @@ pub fn run(
             r.packets(&packets, resolver.as_ref());
         }
         r.rebinds();
+        r.tick();
     };
     r.send(Fields::new().str("type", "container_exited").str("container", &a.container).str("reason", reason).line());
     r.close();
