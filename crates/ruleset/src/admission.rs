@@ -157,8 +157,15 @@ impl Listing {
             match w {
                 "ip" | "ip6" if word(i) == Some("daddr") => {
                     let v6 = w == "ip6";
-                    and(if v6 != flow.dst.is_ipv6() { Says::No } else { self.daddr(word(i + 1), flow.dst) });
-                    i += 2;
+                    let negated = word(i + 1) == Some("!=");
+                    let value = word(i + if negated { 2 } else { 1 });
+                    and(match (v6 != flow.dst.is_ipv6(), self.daddr(value, flow.dst)) {
+                        (true, _) => Says::No,
+                        (false, Says::Yes) if negated => Says::No,
+                        (false, Says::No) if negated => Says::Yes,
+                        (false, says) => says,
+                    });
+                    i += if negated { 3 } else { 2 };
                 }
                 "tcp" | "udp" if word(i) == Some("dport") => {
                     let proto = if w == "tcp" { TCP } else { UDP };
@@ -418,6 +425,11 @@ mod tests {
         assert!(!rule("meta skuid 0 accept", "drop").admits(&f));
         assert!(!rule("meta skuid 0 reject", "accept").admits(&f));
         assert!(!rule("jump elsewhere", "accept").admits(&f));
+        // A negated set match.
+        let gw = "table inet terok_shield {\n\tset o {\n\t\ttype ipv4_addr\n\t\telements = { 10.0.2.2 }\n\t}\n\tchain output {\n\t\ttype filter hook output priority filter; policy accept;\n\t\tip daddr 10.0.2.2 ip daddr != @o reject\n\t}\n}\n";
+        let to_gw = flow("10.0.2.2", TCP, Some(22));
+        assert!(Listing::parse(gw).admits(&to_gw), "named exactly: admitted");
+        assert!(!Listing::parse(&gw.replace("10.0.2.2 }", "10.0.2.9 }")).admits(&to_gw), "not named: refused");
         // A rule that only logs decides nothing.
         assert!(rule("ct state new log prefix \"x y\" group 100 counter", "accept").admits(&f));
         // A set the listing lacks, or an element it cannot read, is a doubt.

@@ -92,6 +92,20 @@ fn neighbour_discovery_out() -> [String; 2] {
     ]
 }
 
+/// The slirp4netns gateway leads to the host (its loopback, when that is mapped): no
+/// override network opens it, only an override naming the address itself (issue 14.8).
+/// The loopback ports the operator listed are accepted above.
+fn gateway_rejects(f: &NetFacts, out: &mut Vec<String>) {
+    if let Some(gw) = f.gateway_v4 {
+        let own = SetId::authored(Tier::Override, false, false).map_or(String::new(), |s| format!(" ip daddr != @{s}"));
+        out.push(format!("ip daddr {gw}{own} {} {REJECT}", log(PREFIX_PRIVATE)));
+    }
+    if let Some(gw) = f.gateway_v6 {
+        let own = SetId::authored(Tier::Override, true, false).map_or(String::new(), |s| format!(" ip6 daddr != @{s}"));
+        out.push(format!("ip6 daddr {gw}{own} {} {REJECT}", log(PREFIX_PRIVATE)));
+    }
+}
+
 fn range_rejects(ranges: impl Iterator<Item = &'static str>, out: &mut Vec<String>) {
     for r in ranges {
         out.push(format!("{} {} {REJECT}", daddr(r), log(PREFIX_PRIVATE)));
@@ -117,6 +131,7 @@ fn output_chain(posture: Posture, f: &NetFacts) -> (&'static str, Vec<String>) {
         Posture::Up => {
             preamble(f, &mut r);
             range_rejects(hard_deny(), &mut r);
+            gateway_rejects(f, &mut r);
             tier_rules(Tier::Override, PREFIX_ALLOWED, "accept", &mut r);
             tier_rules(Tier::SecurityDeny, PREFIX_DENIED, REJECT, &mut r);
             range_rejects(private_ranges(), &mut r);
@@ -130,6 +145,7 @@ fn output_chain(posture: Posture, f: &NetFacts) -> (&'static str, Vec<String>) {
         Posture::Down => {
             preamble(f, &mut r);
             range_rejects(hard_deny(), &mut r);
+            gateway_rejects(f, &mut r);
             tier_rules(Tier::Override, PREFIX_BYPASS, "accept", &mut r);
             tier_rules(Tier::SecurityDeny, PREFIX_DENIED, REJECT, &mut r);
             range_rejects(private_ranges(), &mut r);

@@ -66,11 +66,11 @@ fn ts(v: &serde_json::Value) -> &str {
 }
 
 /// The last `n` JSON-object lines of `path`, after those of its older generation
-/// `<path>.1` (none when missing or unreadable). The files are streamed: at most `n` lines
+/// `<path>.1` (none when missing or unreadable). The files are streamed: at most `n` rows
 /// are held, and a line longer than [`MAX_LINE`] is skipped.
 fn tail(path: &Path, n: usize) -> Vec<serde_json::Value> {
     use std::io::{BufRead as _, Read as _};
-    let mut last: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
+    let mut last: std::collections::VecDeque<serde_json::Value> = std::collections::VecDeque::new();
     if n == 0 {
         return Vec::new();
     }
@@ -93,13 +93,16 @@ fn tail(path: &Path, n: usize) -> Vec<serde_json::Value> {
                 skipping = !complete;
                 continue;
             }
+            let Some(row) = serde_json::from_slice::<serde_json::Value>(&line).ok().filter(|v| v.is_object()) else {
+                continue;
+            };
             if last.len() == n {
                 last.pop_front();
             }
-            last.push_back(std::mem::take(&mut line));
+            last.push_back(row);
         }
     }
-    last.iter().filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok()).filter(|v| v.is_object()).collect()
+    last.into()
 }
 
 /// The longest audit line `logs` reads (rows are far shorter).
@@ -179,8 +182,8 @@ mod tests {
         std::fs::write(dir.path().join("audit.jsonl"), current).unwrap_or_else(|e| panic!("{e}"));
         let ts = |n| tail(&dir.path().join("audit.jsonl"), n).iter().map(|v| ts(v).to_string()).collect::<Vec<_>>();
         assert_eq!(ts(100), (0..8).map(|i| format!("t{i:03}")).collect::<Vec<_>>());
-        // The last 3 lines are two rows and `[1]`: only rows are shown.
-        assert_eq!(ts(3), ["t006", "t007"]);
+        // Lines that are not rows do not count.
+        assert_eq!(ts(3), ["t005", "t006", "t007"]);
         assert!(ts(0).is_empty());
     }
 }
