@@ -142,4 +142,24 @@ mod tests {
         std::fs::write(b.path(CONTAINER_PID), stale.to_line()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(running_pid(&b), None, "a different process at the same pid is not the container");
     }
+
+    #[test]
+    fn namespaces_are_opened_then_checked() {
+        let me = Identity::of(std::process::id()).unwrap_or_else(|| panic!("own /proc entry"));
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let b = Bundle::new(dir.path());
+        assert!(running_namespaces(&b).is_none(), "nothing recorded");
+        std::fs::write(b.path(CONTAINER_PID), me.to_line()).unwrap_or_else(|e| panic!("{e}"));
+        let ns = running_namespaces(&b).unwrap_or_else(|| panic!("the recorded process runs"));
+        assert_eq!(ns.net_inode(), Some(me.net_inode));
+        // Another start time at the same pid: a recycled pid, never entered.
+        let recycled = Identity { start_time: me.start_time + 1, ..me };
+        std::fs::write(b.path(CONTAINER_PID), recycled.to_line()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(running_namespaces(&b).is_none());
+        // The same process in another network namespace, and no helper to reach the
+        // recorded one through: not running.
+        let moved = Identity { net_inode: me.net_inode + 1, ..me };
+        std::fs::write(b.path(CONTAINER_PID), moved.to_line()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(running_namespaces(&b).is_none());
+    }
 }

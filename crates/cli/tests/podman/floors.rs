@@ -58,16 +58,7 @@ fn connect_from(pid: u32, addr: &str) -> Ends {
 fn internal_ranges_are_refused(who: Who) {
     let Some((h, name)) = shielded(who, "floors", &[ALLOWED_V4], &["sleep", "600"]) else { return };
     let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout.trim().to_string();
-    let ip = |args: &str| {
-        let out = run(std::process::Command::new("nsenter").args(["-t", &pid, "-n", "sh", "-c", args]));
-        assert_eq!(out.code, 0, "{who:?} {args}: {}", out.stderr);
-    };
-    // A veth whose peer stays down drops what it is given; with ARP off nothing waits
-    // for a neighbour (no dummy driver on every kernel).
-    ip("ip link add tsh-sink type veth peer name tsh-sink-p && ip link set tsh-sink arp off up");
-    for a in INTERNAL {
-        ip(&format!("ip route add {a}/{} dev tsh-sink", if a.contains(':') { 128 } else { 32 }));
-    }
+    sink_routes(&pid, &INTERNAL);
     let pid: u32 = pid.parse().unwrap_or_else(|e| panic!("{e}"));
     for posture in [&["up"][..], &["down"][..], &["down", "--disengage"][..]] {
         if posture != ["up"] {

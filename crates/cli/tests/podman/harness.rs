@@ -475,6 +475,26 @@ pub(crate) fn blocked_rows(dir: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Route `nets` inside the network namespace of process `pid` to a sink: a veth whose peer
+/// stays down drops what it is given, and with ARP off nothing waits for a neighbour (no
+/// dummy driver on every kernel). What the shield lets through to them goes nowhere.
+pub(crate) fn sink_routes(pid: &str, nets: &[&str]) {
+    let mut script =
+        "ip link add tsh-sink type veth peer name tsh-sink-p && ip link set tsh-sink arp off up".to_string();
+    for n in nets {
+        let prefix = if n.contains('/') {
+            String::new()
+        } else if n.contains(':') {
+            "/128".into()
+        } else {
+            "/32".into()
+        };
+        script.push_str(&format!(" && ip route add {n}{prefix} dev tsh-sink"));
+    }
+    let out = run(Command::new("nsenter").args(["-t", pid, "-n", "sh", "-c", &script]));
+    assert_eq!(out.code, 0, "{script}: {}", out.stderr);
+}
+
 /// `nft args` inside the network namespace of process `pid` (from the host).
 pub(crate) fn nft_in(pid: &str, args: &[&str]) -> Out {
     run(Command::new("nsenter").args(["-t", pid, "-n", "nft"]).args(args))

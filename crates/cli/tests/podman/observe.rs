@@ -321,9 +321,7 @@ fn rootless_hub_events() {
 fn a_flood_of_destinations_stays_within_the_audit_budget(who: Who) {
     let Some((h, name)) = shielded(who, "flood", &[ALLOWED_V4], &["sleep", "600"]) else { return };
     let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout.trim().to_string();
-    let sink = "ip link add tsh-sink type veth peer name tsh-sink-p && ip link set tsh-sink arp off up && ip route add 198.18.0.0/15 dev tsh-sink";
-    let out = run(std::process::Command::new("nsenter").args(["-t", &pid, "-n", "sh", "-c", sink]));
-    assert_eq!(out.code, 0, "{who:?}: {}", out.stderr);
+    sink_routes(&pid, &["198.18.0.0/15"]);
     let audit = h.state_dir(&name).join("audit.jsonl");
     let before = std::fs::metadata(&audit).map(|m| m.len()).unwrap_or(0);
     let pid_n: u32 = pid.parse().unwrap_or_else(|e| panic!("{e}"));

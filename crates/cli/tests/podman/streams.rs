@@ -11,11 +11,25 @@ use std::time::Duration;
 
 use crate::harness::enter_net_of;
 
+/// A thread that runs until its owner is dropped.
+struct Worker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// One stream: a line every 100 ms to its destination, and the bytes that came back.
 pub(crate) struct Stream {
     echoed: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 fn socket_addr(dest: &str, port: u16) -> SocketAddr {
@@ -67,7 +81,7 @@ impl Stream {
             enter_net_of(pid);
             body(e, s);
         });
-        Stream { echoed, stop, thread: Some(thread) }
+        Stream { echoed, _worker: Worker { stop, thread: Some(thread) } }
     }
 
     pub(crate) fn echoed(&self) -> u64 {
@@ -81,19 +95,9 @@ impl Stream {
     }
 }
 
-impl Drop for Stream {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// A UDP echo server on a test host (`addr:port` inside the test-host namespace).
 pub(crate) struct UdpEcho {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 impl UdpEcho {
@@ -117,15 +121,6 @@ impl UdpEcho {
             }
         });
         ready_rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| panic!("the UDP echo on {at} did not start"));
-        UdpEcho { stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for UdpEcho {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        UdpEcho { _worker: Worker { stop, thread: Some(thread) } }
     }
 }
