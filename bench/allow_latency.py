@@ -8,7 +8,9 @@ Rootless (the test user): one container started by each implementation with its 
 and spread of each, timed by a helper running as the user (so runuser/env start-up is not
 in the figures). Rootful: ours only; the reference's verbs go through `podman unshare`
 and do not work for a rootful container (shown). Then 1 000 successive allows on our
-rootless container, first and last hundred compared.
+rootless container, first and last hundred compared. Then interleaved `down` + `up` pairs
+on the same containers: `up` rebuilds the table and ends the flows it no longer admits;
+`--before DIR` times a second build of ours (an older commit) on our container as well.
 """
 import argparse
 import json
@@ -57,6 +59,7 @@ def main():
     ap.add_argument("--ref", required=True)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--successive", type=int, default=1000)
+    ap.add_argument("--before", help="the release dir of an older build of ours, timed on the same container")
     a = ap.parse_args()
     tenv, user, image, uid, home, work, bins, refbin = workdir(a.ours, "tsh-allow-")
     results = {}
@@ -89,12 +92,30 @@ def main():
             if any(rc != 0 for _, rc, _ in runs):
                 sys.exit("a successive allow failed")
             succ = [dt for dt, _, _ in runs]
+        # The reference's down/up require the container id (ours takes it optionally).
+        ids = {}
+        for side, name in ((ours, name_o), (ref, name_r)):
+            _, r = side.run(["podman", "inspect", "--format", "{{.Id}}", name], {"PATH": BASE_PATH}, check=False)
+            ids[name] = ["--container-id", r.stdout.strip()[:12]]
+        postures = {"ours": [], "reference": [], "ours before": []}
+        failed = {}
+        for i in range(a.runs):
+            sides_now = [("ours", ours, bins + "/terok-shield", [], name_o)]
+            if a.before:
+                sides_now.append(("ours before", ours, os.path.abspath(a.before) + "/terok-shield", [], name_o))
+            sides_now.append(("reference", ref, a.ref, ["--state-dir", w + "/state-ref"], name_r))
+            for label, side, binary, pre, name in sides_now:
+                runs = timed(side, [[binary] + pre + ["down", name] + ids[name], [binary] + pre + ["up", name] + ids[name]])
+                if all(rc == 0 for _, rc, _ in runs):
+                    postures[label].append((runs[0][0], runs[1][0]))
+                else:
+                    failed[label] = next(((err or ["exit %d" % rc])[-1] for _, rc, err in runs if rc != 0), "")
         for side, name in ((ours, name_o), (ref, name_r)):
             side.run(["podman", "rm", "-f", name], {"PATH": BASE_PATH}, check=False)
-        results[mode] = (o, rr, ref_error, st.stdout.strip(), succ)
+        results[mode] = (o, rr, ref_error, st.stdout.strip(), succ, postures, failed)
 
     print("allow latency, %d interleaved allows per side; median (p10-p90)" % a.runs)
-    for mode, (o, rr, ref_error, ref_status, succ) in results.items():
+    for mode, (o, rr, ref_error, ref_status, succ, postures, failed) in results.items():
         print("\n[%s]" % mode)
         print("  ours:      %s" % med(o))
         if rr:
@@ -104,6 +125,17 @@ def main():
             print("  reference: FAILED (%s); its status for the container: %s" % (ref_error[:150], ref_status))
         if succ:
             print("  %d successive allows: first 100 %s, last 100 %s" % (len(succ), med(succ[:100]), med(succ[-100:])))
+        for label, pairs in postures.items():
+            if pairs:
+                print("  %-11s down %s, up %s" % (label + ":", med([d for d, _ in pairs]), med([u for _, u in pairs])))
+        for label, err in failed.items():
+            print("  %-11s down/up FAILED (%s)" % (label + ":", err[:150]))
+        if postures["ours"] and postures["reference"]:
+            up = lambda k: statistics.median([u for _, u in postures[k]])
+            print("  up: ours/reference = %.3f" % (up("ours") / up("reference")))
+        if postures["ours"] and postures["ours before"]:
+            up = lambda k: statistics.median([u for _, u in postures[k]])
+            print("  up: ours/ours before = %.3f" % (up("ours") / up("ours before")))
     shutil.rmtree(work, ignore_errors=True)
 
 
