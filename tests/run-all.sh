@@ -7,6 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 [ "$(id -u)" = 0 ] || { echo "tests/run-all.sh: run as root (sudo $0)" >&2; exit 1; }
+# Under sudo, PATH is reset: use the invoking user's rustup toolchains (read only; cargo's
+# own downloads stay in root's CARGO_HOME, so nothing root-owned lands in that home).
+if ! command -v cargo >/dev/null && [ -n "${SUDO_USER:-}" ]; then
+    user_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+    if [ -x "$user_home/.cargo/bin/cargo" ]; then
+        export PATH="$user_home/.cargo/bin:$PATH"
+        [ -d "$user_home/.rustup" ] && export RUSTUP_HOME="$user_home/.rustup"
+    fi
+fi
 command -v cargo >/dev/null || { echo "tests/run-all.sh: cargo not found; install a Rust toolchain (rustup) first" >&2; exit 1; }
 
 bash tests/env/setup.sh

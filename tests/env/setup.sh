@@ -28,7 +28,8 @@ die() { printf '[setup] FAILED: %s\n' "$*" >&2; exit 1; }
 # 1. Packages ---------------------------------------------------------------------------
 # iptables: netavark 1.4 (Debian 12) sets up container NAT with it and fails with "No such file
 # or directory" without it.
-PKGS=(podman nftables dnsmasq-base runc uidmap slirp4netns busybox-static iproute2 sudo dnsutils conntrack netavark aardvark-dns iptables)
+# gcc and libc6-dev: the linker and C runtime cargo builds with (and crates that build C).
+PKGS=(podman nftables dnsmasq-base runc uidmap slirp4netns busybox-static iproute2 sudo dnsutils conntrack netavark aardvark-dns iptables gcc libc6-dev)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -47,9 +48,10 @@ TEST_UID=$(id -u "$TEST_USER")
 grep -q "^$TEST_USER:" /etc/subuid || usermod --add-subuids 200000-265535 "$TEST_USER"
 grep -q "^$TEST_USER:" /etc/subgid || usermod --add-subgids 200000-265535 "$TEST_USER"
 chmod 0666 /dev/net/tun
-# `setup --root` through sudo, as the test user: only `install` and `rm`, no password.
-printf '%s ALL=(root) NOPASSWD: /usr/bin/install, /usr/bin/rm\n' "$TEST_USER" > /etc/sudoers.d/terok-shield-test
-chmod 0440 /etc/sudoers.d/terok-shield-test
+# No standing sudo rule for the test user (`install` as root would make it root): the test
+# of `setup --root` through sudo grants one for its own run and removes it. An older
+# setup's rule goes.
+rm -f /etc/sudoers.d/terok-shield-test
 mkdir -p "/run/user/$TEST_UID" && chown "$TEST_USER:" "/run/user/$TEST_UID" && chmod 0700 "/run/user/$TEST_UID"
 loginctl enable-linger "$TEST_USER" >/dev/null 2>&1 || true
 
