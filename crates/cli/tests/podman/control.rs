@@ -126,12 +126,8 @@ fn postures(who: Who) {
         "disengaged",
         &all(true, true, true, true),
     );
-    step(
-        &["quarantine"],
-        &format!("Shield QUARANTINED for {name} — all traffic dropped"),
-        "quarantine",
-        &[(ALLOWED_V4, false)],
-    );
+    step(&["quarantine"], &format!("Shield QUARANTINED for {name} — all traffic dropped"), "quarantine", &[]);
+    h.probe_dropped(&name, &format!("{who:?} quarantine"), &[ALLOWED_V4]);
     let refused = h.shield(&["allow", &name, UNLISTED_V4]);
     assert_eq!(refused.code, 1, "{who:?}: allow while quarantined");
     assert!(refused.stderr.contains("quarantined?"), "{}", refused.stderr);
@@ -333,7 +329,7 @@ fn postures_survive_a_restart(who: Who) {
     for how in ["restart", "stop-start"] {
         restart(how);
         assert_eq!(h.shield(&["status", &name]).stdout, "quarantine\n", "{who:?}: quarantine lost on {how}");
-        h.probe(&name, &format!("{who:?} quarantined after {how}"), &[(ALLOWED_V4, false)]);
+        h.probe_dropped(&name, &format!("{who:?} quarantined after {how}"), &[ALLOWED_V4]);
     }
     shield(&["down", &name]);
     restart("restart");

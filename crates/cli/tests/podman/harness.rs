@@ -212,6 +212,18 @@ impl Home {
         expect(&stdout, want, what);
     }
 
+    /// Probe `hosts` from inside `container`: each must go unanswered, dropped rather than
+    /// refused (QUARANTINE's drop-and-timeout check).
+    pub(crate) fn probe_dropped(&self, container: &str, what: &str, hosts: &[&str]) {
+        let mut args = vec!["exec", container, "sh", "-c", PROBE, "probe"];
+        args.extend(hosts);
+        let stdout = self.podman(&args).stdout;
+        let got: Vec<(String, Outcome)> =
+            stdout.lines().filter_map(|l| l.split_once(' ')).map(|(h, r)| (h.to_string(), outcome(h, r))).collect();
+        let want: Vec<(String, Outcome)> = hosts.iter().map(|h| (h.to_string(), Outcome::Dropped)).collect();
+        assert_eq!(got, want, "{what}: {stdout}");
+    }
+
     pub(crate) fn state_dir(&self, container: &str) -> PathBuf {
         self.dir.join("state/containers").join(container)
     }
@@ -235,8 +247,51 @@ pub(crate) fn ensure_setup(who: Who) {
 /// default route first (slirp4netns configures IPv6 by router advertisement).
 pub(crate) const PROBE: &str = r#"i=0; while [ $i -lt 30 ] && ! ip -6 route | grep -q default; do sleep 0.1; i=$((i+1)); done; for h in "$@"; do r=$(printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 5 "$h" 80 2>&1 | tail -n 1); if [ "$r" = tshield-ok ]; then echo "$h ok"; else echo "$h fail $r"; fi; done"#;
 
-pub(crate) fn verdicts(stdout: &str) -> Vec<(String, bool)> {
-    stdout.lines().filter_map(|l| l.split_once(' ')).map(|(h, r)| (h.to_string(), r.starts_with("ok"))).collect()
+/// How a probe of one host ended, from PROBE's line (busybox nc's own error text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The test host's own page came back.
+    Reached,
+    /// The shield's ICMP admin-prohibited: EHOSTUNREACH over IPv4, EACCES over IPv6.
+    Rejected,
+    /// The name did not resolve (the shield's resolver answers refused names NXDOMAIN).
+    Unresolved,
+    /// No answer at all (QUARANTINE drops).
+    Dropped,
+    /// Anything else: a missing route, a broken test network, a reset.
+    Other,
+}
+
+pub(crate) fn outcome(host: &str, rest: &str) -> Outcome {
+    if rest.starts_with("ok") {
+        Outcome::Reached
+    } else if rest.contains("No route to host") || rest.contains("Permission denied") {
+        Outcome::Rejected
+    } else if rest.contains("bad address") && host.parse::<std::net::IpAddr>().is_err() {
+        Outcome::Unresolved
+    } else if rest.contains("timed out") {
+        Outcome::Dropped
+    } else {
+        Outcome::Other
+    }
+}
+
+/// Each host's verdict: true when it answered, false when the shield refused it (rejected,
+/// or a name its resolver refused). Any other failure is neither, so a probe can never
+/// pass by a timeout or a broken test network.
+pub(crate) fn verdicts(stdout: &str) -> Vec<(String, Option<bool>)> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(h, r)| {
+            let v = match outcome(h, r) {
+                Outcome::Reached => Some(true),
+                Outcome::Rejected | Outcome::Unresolved => Some(false),
+                Outcome::Dropped | Outcome::Other => None,
+            };
+            (h.to_string(), v)
+        })
+        .collect()
 }
 
 /// Probe `want`'s hosts with `probe` (which returns PROBE's output); a host expected to
@@ -273,8 +328,8 @@ pub(crate) fn settle(want: &[(&str, bool)], mut probe: impl FnMut(&[&str]) -> St
 
 pub(crate) fn expect(stdout: &str, want: &[(&str, bool)], what: &str) {
     let got = verdicts(stdout);
-    let want: Vec<(String, bool)> = want.iter().map(|(h, ok)| (h.to_string(), *ok)).collect();
-    assert_eq!(got, want, "{what}: {stdout}");
+    let want: Vec<(String, Option<bool>)> = want.iter().map(|(h, ok)| (h.to_string(), Some(*ok))).collect();
+    assert_eq!(got, want, "{what} (false: refused by the shield; None: neither answered nor refused): {stdout}");
 }
 
 /// A shielded container for `who`: profile `lab` allowing `allowlist`, started detached
@@ -567,4 +622,20 @@ impl Drop for Hub {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The probe's verdicts from busybox nc's own messages: only the shield's refusal counts as
+/// refused (no podman needed).
+#[test]
+fn only_the_shields_refusal_counts_as_refused() {
+    let out = "198.51.100.10 ok\n\
+               198.51.100.11 fail nc: can't connect to remote host (198.51.100.11): No route to host\n\
+               2001:db8:100::11 fail nc: can't connect to remote host: Permission denied\n\
+               unlisted.shield.test fail nc: bad address 'unlisted.shield.test'\n\
+               198.51.100.12 fail nc: timed out\n\
+               198.51.100.13 fail nc: can't connect to remote host (198.51.100.13): Network is unreachable\n\
+               198.51.100.14 fail nc: bad address '198.51.100.14'\n";
+    let got: Vec<Option<bool>> = verdicts(out).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(got, [Some(true), Some(false), Some(false), Some(false), None, None, None]);
+    assert_eq!(outcome("198.51.100.12", "fail nc: timed out"), Outcome::Dropped);
 }
