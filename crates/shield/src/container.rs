@@ -28,31 +28,39 @@ pub enum ContainerError {
     NotRunning(String),
 }
 
-/// A process's identity: pid, start time (clock ticks since boot), netns inode.
+/// A process's identity: pid, start time (clock ticks since boot), netns inode, and the
+/// inode of its user namespace (`None` in a record of an older hook).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Identity {
     pub pid: u32,
     pub start_time: u64,
     pub net_inode: u64,
+    pub user_inode: Option<u64>,
 }
 
 impl Identity {
     pub(crate) fn of(pid: u32) -> Option<Identity> {
         let start_time = start_time(pid)?;
         let net_inode = netns::ns_inode(&netns::net_ns_path(pid))?;
-        Some(Identity { pid, start_time, net_inode })
+        let user_inode = netns::ns_inode(std::path::Path::new(&format!("/proc/{pid}/ns/user")));
+        Some(Identity { pid, start_time, net_inode, user_inode })
     }
 
     fn to_line(self) -> String {
-        format!("{} {} {}\n", self.pid, self.start_time, self.net_inode)
+        match self.user_inode {
+            Some(u) => format!("{} {} {} {u}\n", self.pid, self.start_time, self.net_inode),
+            None => format!("{} {} {}\n", self.pid, self.start_time, self.net_inode),
+        }
     }
 
     fn parse(line: &str) -> Option<Identity> {
         let v: Vec<u64> = line.split_whitespace().map(|f| f.parse().ok()).collect::<Option<_>>()?;
-        match v[..] {
-            [pid, start_time, net_inode] => Some(Identity { pid: u32::try_from(pid).ok()?, start_time, net_inode }),
-            _ => None,
-        }
+        let (pid, start_time, net_inode, user_inode) = match v[..] {
+            [pid, start_time, net_inode] => (pid, start_time, net_inode, None),
+            [pid, start_time, net_inode, user] => (pid, start_time, net_inode, Some(user)),
+            _ => return None,
+        };
+        Some(Identity { pid: u32::try_from(pid).ok()?, start_time, net_inode, user_inode })
     }
 }
 
@@ -83,8 +91,8 @@ pub(crate) fn start_time(pid: u32) -> Option<u64> {
 /// The namespaces of the running container: those of the process the hook recorded,
 /// opened first and then checked (the same process by its start time, the same network
 /// namespace by its inode), so a pid recycled in between is never entered. When that
-/// process still runs but has moved to another network namespace (a PID 1 that unshared
-/// one), the container's namespace is reached through its helper, which lives there for
+/// process still runs but has moved to another network or user namespace (a PID 1 that
+/// unshared one), the container's namespace is reached through its helper, which lives there for
 /// the container's life. `None` when the container is not running.
 pub(crate) fn running_namespaces(bundle: &Bundle) -> Option<netns::Namespaces> {
     let recorded = Identity::parse(&std::fs::read_to_string(bundle.path(CONTAINER_PID)).ok()?)?;
@@ -92,7 +100,11 @@ pub(crate) fn running_namespaces(bundle: &Bundle) -> Option<netns::Namespaces> {
     if start_time(recorded.pid) != Some(recorded.start_time) {
         return None;
     }
-    if ns.net_inode() == Some(recorded.net_inode) {
+    // The same network namespace, entered through the same user namespace: a PID 1 that
+    // unshared only a user namespace would make every child's join of the network
+    // namespace fail (no privilege over it from the nested one).
+    let same_user = recorded.user_inode.is_none_or(|u| ns.user_inode() == Some(u));
+    if ns.net_inode() == Some(recorded.net_inode) && same_user {
         return Some(ns);
     }
     let helper = u32::try_from(crate::hook::helper_pid(bundle)?).ok()?;
@@ -161,5 +173,13 @@ mod tests {
         let moved = Identity { net_inode: me.net_inode + 1, ..me };
         std::fs::write(b.path(CONTAINER_PID), moved.to_line()).unwrap_or_else(|e| panic!("{e}"));
         assert!(running_namespaces(&b).is_none());
+        // Likewise in another user namespace only.
+        let nested = Identity { user_inode: me.user_inode.map(|u| u + 1), ..me };
+        std::fs::write(b.path(CONTAINER_PID), nested.to_line()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(running_namespaces(&b).is_none());
+        // A record of an older hook (no user namespace) is still read.
+        let old = format!("{} {} {}\n", me.pid, me.start_time, me.net_inode);
+        std::fs::write(b.path(CONTAINER_PID), old).unwrap_or_else(|e| panic!("{e}"));
+        assert!(running_namespaces(&b).is_some());
     }
 }

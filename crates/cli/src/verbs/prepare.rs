@@ -107,7 +107,8 @@ pub fn run(ctx: &Context, container: &str, profiles: Option<&str>, trailing: &[O
 
 /// Flags that grant the workload CAP_NET_ADMIN, CAP_NET_RAW or CAP_SYS_ADMIN, or put it in
 /// a network namespace it shares: `--privileged` (but `--privileged=false`), `--pod` and
-/// `--pod-id-file` (the pod's infra container owns the namespace). `--network`, `--cap-add`
+/// `--pod-id-file` (the pod's infra container owns the namespace), `--pid` (another
+/// process namespace in view is a way out). `--network`, `--cap-add`
 /// and `--cap-drop` are managed flags, refused above. `--userns` is allowed: a user
 /// namespace grants no capability the bounding set lacks, and the hook checks the sets.
 fn escaping_flags(args: &[OsString]) -> Vec<String> {
@@ -118,7 +119,7 @@ fn escaping_flags(args: &[OsString]) -> Vec<String> {
             let (name, value) = a.split_once('=').map_or((a, None), |(n, v)| (n, Some(v)));
             match name {
                 "--privileged" if value != Some("false") => Some(name.to_string()),
-                "--pod" | "--pod-id-file" => Some(name.to_string()),
+                "--pod" | "--pod-id-file" | "--pid" => Some(name.to_string()),
                 _ => None,
             }
         })
@@ -161,6 +162,7 @@ mod tests {
         assert_eq!(of(&["--privileged", "img"]), ["--privileged"]);
         assert_eq!(of(&["--privileged=true", "--pod=p", "img"]), ["--pod", "--privileged"]);
         assert_eq!(of(&["--pod-id-file", "/f", "img"]), ["--pod-id-file"]);
+        assert_eq!(of(&["--pid=host", "img"]), ["--pid"]);
         assert!(of(&["--privileged=false", "--userns=keep-id", "img", "sh"]).is_empty());
     }
 

@@ -364,12 +364,15 @@ fn rootless_postures_survive_a_restart() {
 /// A PID 1 that moves itself into a new network namespace (issue 14.9) does not disarm the
 /// live verbs or the helper: the rest of the container stays in the shielded namespace, the
 /// verbs reach it through the helper, and quarantine still ends its flows.
-fn a_pid_1_that_leaves_its_namespace_keeps_the_controls(who: Who) {
+/// `unshare`: `-Urn` (new user and network namespaces) or `-U` (a user namespace only, the
+/// network namespace kept: a join through it would fail).
+fn a_pid_1_that_leaves_its_namespace_keeps_the_controls(who: Who, unshare: &str) {
     use crate::streams::Stream;
-    let workload = ["sh", "-c", "sleep 1000 & exec unshare -Urn sleep 600"];
-    let Some((h, name)) = shielded(who, "netns-escape", &[ALLOWED_V4], &workload) else { return };
+    let workload = format!("sleep 1000 & exec unshare {unshare} sleep 600");
+    let tag = format!("ns-escape{}", unshare.trim_start_matches('-').to_lowercase());
+    let Some((h, name)) = shielded(who, &tag, &[ALLOWED_V4], &["sh", "-c", &workload]) else { return };
     let pid1: u32 = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout.trim().parse().unwrap_or(0);
-    let ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+    let ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
     let child = || -> Option<u32> {
         let kids = std::fs::read_to_string(format!("/proc/{pid1}/task/{pid1}/children")).ok()?;
         kids.split_whitespace().next()?.parse().ok()
@@ -406,10 +409,12 @@ fn a_pid_1_that_leaves_its_namespace_keeps_the_controls(who: Who) {
 
 #[test]
 fn rootful_a_pid_1_that_leaves_its_namespace_keeps_the_controls() {
-    a_pid_1_that_leaves_its_namespace_keeps_the_controls(Who::Root);
+    a_pid_1_that_leaves_its_namespace_keeps_the_controls(Who::Root, "-Urn");
+    a_pid_1_that_leaves_its_namespace_keeps_the_controls(Who::Root, "-U");
 }
 
 #[test]
 fn rootless_a_pid_1_that_leaves_its_namespace_keeps_the_controls() {
-    a_pid_1_that_leaves_its_namespace_keeps_the_controls(Who::User);
+    a_pid_1_that_leaves_its_namespace_keeps_the_controls(Who::User, "-Urn");
+    a_pid_1_that_leaves_its_namespace_keeps_the_controls(Who::User, "-U");
 }

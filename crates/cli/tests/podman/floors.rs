@@ -78,7 +78,7 @@ fn internal_ranges_are_refused(who: Who) {
     let live = std::fs::read(sd.join("policy/live")).unwrap_or_default();
     let out = h.shield(&["deny", &name, PRIVATE_V4]);
     assert_eq!(out.code, 1, "{who:?}: a deny under an override: {}", out.stderr);
-    assert!(out.stderr.contains("is covered by the override 10.222.222.0/24"), "{who:?}: {}", out.stderr);
+    assert!(out.stderr.contains("overlaps the override 10.222.222.0/24"), "{who:?}: {}", out.stderr);
     assert_eq!(std::fs::read(sd.join("policy/live")).unwrap_or_default(), live, "{who:?}: policy/live changed");
     // An IPv4-mapped IPv6 deny is the IPv4 deny.
     let out = h.shield(&["deny", &name, &format!("::ffff:{ALLOWED_V4}")]);

@@ -124,6 +124,7 @@ fn fail_closed(who: Who) {
         (&["--cap-add", "SYS_ADMIN"][..], "CAP_SYS_ADMIN ("),
         // podman grants CAP_NET_RAW with the host's network: drop it to reach the second check.
         (&["--network", "host", "--cap-drop", "NET_RAW"][..], "no network namespace of its own"),
+        (&["--pid", "host", "--cap-drop", "NET_RAW"][..], "shares the host's process namespace"),
     ]
     .into_iter()
     .enumerate()
@@ -140,7 +141,13 @@ fn fail_closed(who: Who) {
         );
     }
     // `terok-shield run` refuses those flags before podman sees them.
-    for extra in [&["--privileged"][..], &["--pod", "p1"][..], &["--cap-add", "NET_RAW"][..], &["--network=host"][..]] {
+    for extra in [
+        &["--privileged"][..],
+        &["--pod", "p1"][..],
+        &["--cap-add", "NET_RAW"][..],
+        &["--network=host"][..],
+        &["--pid=host"][..],
+    ] {
         let mut args = vec!["run", "refused", "--profiles", "lab", "--"];
         args.extend(extra);
         args.extend([e.image.as_str(), "true"]);

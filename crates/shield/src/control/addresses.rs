@@ -10,7 +10,7 @@ impl Container<'_> {
             // The override tier is judged before the deny tier: such a deny would change
             // nothing in the kernel while `policy/live` said it was denied.
             let overrides = crate::bundle::seeds::derive(&self.bundle)?.t10_override;
-            if let Some(o) = overrides.iter().find(|o| o.contains(&net)) {
+            if let Some(o) = overrides.iter().find(|o| o.overlaps(&net)) {
                 return Err(ControlError::OverrideWins { element: net, by: *o }.into());
             }
         }

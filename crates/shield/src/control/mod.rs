@@ -58,7 +58,9 @@ pub enum ControlError {
     #[error("{}: not an absolute path", .0.display())]
     NotAbsolute(std::path::PathBuf),
     /// A deny the override tier would overrule.
-    #[error("{element} is covered by the override {by}, which wins over any deny: remove the override from the profile first")]
+    #[error(
+        "{element} overlaps the override {by}, which wins over any deny: remove the override from the profile first"
+    )]
     OverrideWins { element: IpNet, by: IpNet },
 }
 
@@ -180,9 +182,16 @@ impl<'a> Container<'a> {
     /// End every tracked flow the table now in the kernel would not accept as a new one
     /// (conntrack would otherwise carry a flow opened under a looser posture, or to a
     /// forgotten address, for as long as it lasts).
+    /// When judging fails (a listing that cannot be had, a helper that fails or times out
+    /// on a huge conntrack table), every tracked flow ends instead: never fail open.
     pub(super) fn end_unadmitted_flows(&self, nft: &Nft<'_>, ns: &Namespaces) -> Result<()> {
-        let listing = nft.list_table()?;
-        self.helper.run_in(ns, &NsOp::EndFlows(listing))
+        let judged =
+            nft.list_table().map_err(Error::from).and_then(|listing| self.helper.run_in(ns, &NsOp::EndFlows(listing)));
+        if let Err(e) = judged {
+            self.helper.run_in(ns, &NsOp::KillFlows(Vec::new()))?;
+            (self.report)(Report::Warning(format!("{e}: every open flow of {} was ended instead", self.name)));
+        }
+        Ok(())
     }
 
     /// Allow `target`: an address, a network, or a domain resolved on the host (each of its

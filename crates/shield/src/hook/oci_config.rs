@@ -34,14 +34,22 @@ pub enum ConfigRefusal {
         "the container has no network namespace of its own (it shares the host's): a shielded container needs one"
     )]
     HostNetwork,
+    #[error(
+        "the container shares the host's process namespace (--pid=host): its processes could act outside the firewall"
+    )]
+    HostPids,
+    #[error("the container's config.json names no capabilities: the runtime would keep its full set")]
+    NoCapabilities,
 }
 
 /// Check a `config.json`.
 pub fn check(bytes: &[u8]) -> Result<(), ConfigRefusal> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| ConfigRefusal::Malformed(e.to_string()))?;
     let malformed = |what: &str| ConfigRefusal::Malformed(what.to_string());
+    // No capabilities object would leave the runtime's own full set in place (runc drops
+    // nothing then): refused.
     let caps = match value.pointer("/process/capabilities") {
-        None | Some(Value::Null) => None,
+        None | Some(Value::Null) => return Err(ConfigRefusal::NoCapabilities),
         Some(Value::Object(c)) => Some(c),
         Some(_) => return Err(malformed("process.capabilities is not an object")),
     };
@@ -76,9 +84,14 @@ pub fn check(bytes: &[u8]) -> Result<(), ConfigRefusal> {
         Some(Value::Array(n)) => n,
         Some(_) => return Err(malformed("linux.namespaces is not a list")),
     };
-    let has_network = namespaces.iter().any(|n| n.get("type").and_then(Value::as_str) == Some("network"));
-    if !has_network {
+    let has = |kind: &str| namespaces.iter().any(|n| n.get("type").and_then(Value::as_str) == Some(kind));
+    if !has("network") {
         return Err(ConfigRefusal::HostNetwork);
+    }
+    // The host's processes in view (`--pid=host`) are a way out of the namespace: their
+    // `/proc/<pid>/root` and their files, as the same user.
+    if !has("pid") {
+        return Err(ConfigRefusal::HostPids);
     }
     Ok(())
 }
@@ -98,7 +111,7 @@ mod tests {
     fn a_plain_container_passes() {
         let caps = r#"{"bounding":["CAP_CHOWN","CAP_KILL"],"effective":["CAP_CHOWN"],"permitted":["CAP_CHOWN"]}"#;
         assert_eq!(check(&config(caps, NET)), Ok(()));
-        assert_eq!(check(&config("null", NET)), Ok(()));
+        assert_eq!(check(&config("{}", NET)), Ok(()), "an empty set of each kind");
     }
 
     #[test]
@@ -122,14 +135,16 @@ mod tests {
 
     #[test]
     fn the_host_network_and_garbage_are_refused() {
-        assert_eq!(check(&config("null", r#"[{"type":"pid"}]"#)), Err(ConfigRefusal::HostNetwork));
-        assert_eq!(check(br#"{"ociVersion":"1.0.2"}"#), Err(ConfigRefusal::HostNetwork));
+        assert_eq!(check(&config("{}", r#"[{"type":"pid"}]"#)), Err(ConfigRefusal::HostNetwork));
+        assert_eq!(check(&config("{}", r#"[{"type":"network"}]"#)), Err(ConfigRefusal::HostPids));
+        assert_eq!(check(&config("null", NET)), Err(ConfigRefusal::NoCapabilities));
+        assert_eq!(check(br#"{"ociVersion":"1.0.2"}"#), Err(ConfigRefusal::NoCapabilities));
         for bad in [
             &b"not json"[..],
             br#"{"process":{"capabilities":[]}}"#,
             br#"{"process":{"capabilities":{"bounding":"CAP_NET_RAW"}}}"#,
             br#"{"process":{"capabilities":{"bounding":[1]}}}"#,
-            br#"{"linux":{"namespaces":{}}}"#,
+            br#"{"process":{"capabilities":{}},"linux":{"namespaces":{}}}"#,
         ] {
             assert!(matches!(check(bad), Err(ConfigRefusal::Malformed(_))), "{}", String::from_utf8_lossy(bad));
         }

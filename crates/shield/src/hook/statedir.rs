@@ -90,8 +90,15 @@ pub fn validate(raw: Option<&str>, euid: u32) -> Result<PathBuf, StateDirError> 
 /// Inside a user namespace every unmapped owner shows as the overflow uid, so there an
 /// ancestor owned by another host user is not told from root's (decisions.md).
 fn ancestors(resolved: &Path, euid: u32) -> Result<(), (String, String)> {
-    let overflow: Option<u32> =
-        std::fs::read_to_string("/proc/sys/kernel/overflowuid").ok().and_then(|s| s.trim().parse().ok());
+    // The overflow uid stands for unmapped owners only inside a user namespace; in the
+    // initial one it is the real `nobody`, trusted for nothing.
+    let initial = std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]);
+    let overflow: Option<u32> = if initial {
+        None
+    } else {
+        std::fs::read_to_string("/proc/sys/kernel/overflowuid").ok().and_then(|s| s.trim().parse().ok())
+    };
     for parent in resolved.ancestors().skip(1) {
         let shown = parent.display().to_string();
         let meta = std::fs::metadata(parent).map_err(|e| (shown.clone(), format!("cannot be read: {e}")))?;

@@ -83,6 +83,14 @@ impl Namespaces {
         self.net.metadata().ok().map(|m| m.ino())
     }
 
+    /// The inode of the user namespace a child joins (ours when it joins none).
+    pub fn user_inode(&self) -> Option<u64> {
+        match &self.user {
+            Some(f) => f.metadata().ok().map(|m| m.ino()),
+            None => ns_inode(std::path::Path::new("/proc/self/ns/user")),
+        }
+    }
+
     /// Make `cmd` join these namespaces (user first, then network) between fork and exec.
     #[allow(unsafe_code)]
     pub fn apply_to(&self, cmd: &mut std::process::Command) {

@@ -27,6 +27,14 @@ use crate::report::Reporter;
 
 const WINDOW: Duration = Duration::from_secs(30);
 
+/// The kinds of audit row the helper writes, each with its own budget.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Blocked = 0,
+    Refused = 1,
+    Rebind = 2,
+}
+
 /// `dnsmasq.log` is emptied once the helper has read past this many bytes.
 pub const DNSMASQ_LOG_MAX: u64 = 4 << 20;
 
@@ -36,7 +44,7 @@ pub(super) struct Reader<'a> {
     emitter: Emitter,
     dns: DnsLog,
     audit: Window,
-    budget: Budget,
+    budgets: [Budget; 3],
     wire: Window,
     dossier: Map<String, Value>,
     meta_path: Option<PathBuf>,
@@ -58,7 +66,7 @@ impl<'a> Reader<'a> {
             emitter,
             dns: DnsLog::from_start(a.state_dir.join(DNSMASQ_LOG)),
             audit: Window::new(WINDOW),
-            budget: Budget::new(Instant::now()),
+            budgets: [(); 3].map(|()| Budget::new(Instant::now())),
             wire: Window::new(WINDOW),
             dossier: dossier::from_annotations(
                 a.annotations.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))),
@@ -91,17 +99,26 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Write one audit row, within the budget (a refused row is counted, not written).
-    fn row(&mut self, row: &Fields) {
-        if self.budget.take(Instant::now()) {
+    /// Write one audit row, within its kind's budget (a refused row is counted, not
+    /// written): a flood of refused names cannot crowd out blocked connections, nor the
+    /// other way round.
+    fn row(&mut self, kind: Kind, row: &Fields) {
+        if self.budgets[kind as usize].take(Instant::now()) {
             audit::append_line(&self.a.state_dir, &row.clone().line(), self.report);
         }
     }
 
-    /// Once a loop round: the `suppressed` row, when the budget left rows out and one is due.
+    /// Once a loop round: a `suppressed` row per kind whose budget left rows out.
     pub fn tick(&mut self) {
-        if let Some(n) = self.budget.report_due(Instant::now()) {
-            let detail = format!("{n} audit rows left out (at most {ROWS_PER_MINUTE} a minute)");
+        let now = Instant::now();
+        for kind in [Kind::Blocked, Kind::Refused, Kind::Rebind] {
+            let Some(n) = self.budgets[kind as usize].report_due(now) else { continue };
+            let what = match kind {
+                Kind::Blocked => "blocked",
+                Kind::Refused => "dns_refused",
+                Kind::Rebind => "dns_rebind",
+            };
+            let detail = format!("{n} {what} rows left out (at most {ROWS_PER_MINUTE} a minute)");
             let line = Fields::new()
                 .str("ts", &audit::now_utc())
                 .str("container", &self.a.container)
@@ -121,6 +138,7 @@ impl<'a> Reader<'a> {
         for line in lines {
             if let Line::Rebind { domain } = line {
                 self.row(
+                    Kind::Rebind,
                     &Fields::new()
                         .str("ts", &audit::now_utc())
                         .str("container", &self.a.container)
@@ -184,7 +202,7 @@ impl<'a> Reader<'a> {
             // Re-read for each event (an orchestrator may update it), not for each packet.
             let dossier = dossier::overlay(&self.dossier, self.meta_path.as_deref());
             if audit_due {
-                self.row(&event::blocked_row(&ts, &self.a.container, p, domain.as_deref(), &dossier));
+                self.row(Kind::Blocked, &event::blocked_row(&ts, &self.a.container, p, domain.as_deref(), &dossier));
                 self.audit.mark(&key, now);
             }
             if wire_due {
@@ -220,6 +238,7 @@ impl<'a> Reader<'a> {
                         let detail =
                             if denied { format!("{qtype} denied") } else { format!("{qtype} not on the allowlist") };
                         self.row(
+                            Kind::Refused,
                             &Fields::new()
                                 .str("ts", &ts)
                                 .str("container", &self.a.container)
@@ -245,6 +264,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 Event::Rebind { name, addr } => self.row(
+                    Kind::Rebind,
                     &Fields::new()
                         .str("ts", &ts)
                         .str("container", &self.a.container)
