@@ -19,6 +19,12 @@ const EMBEDDING: [(u128, u8, u8); 3] = [(0x0064_ff9b << 96, 96, 96), (0, 96, 96)
 /// Every guarded network: the internal ranges (a range inside another one left out), and
 /// each guarded IPv4 range as it appears inside the IPv4-carrying IPv6 prefixes.
 fn guarded() -> impl Iterator<Item = IpNet> {
+    static GUARDED: std::sync::OnceLock<Vec<IpNet>> = std::sync::OnceLock::new();
+    GUARDED.get_or_init(guarded_table).iter().copied()
+}
+
+/// [`guarded`], computed once (every DNS answer is checked against it).
+fn guarded_table() -> Vec<IpNet> {
     let all: Vec<IpNet> = INTERNAL.iter().filter_map(crate::ranges::net).collect();
     let outer: Vec<IpNet> = all.iter().copied().filter(|n| !all.iter().any(|o| o != n && o.contains(n))).collect();
     let v4: Vec<IpNet> = outer.iter().copied().filter(IpNet::is_ipv4).collect();
@@ -32,7 +38,7 @@ fn guarded() -> impl Iterator<Item = IpNet> {
             })
         })
         .collect();
-    outer.into_iter().chain(embedded)
+    outer.into_iter().chain(embedded).collect()
 }
 
 /// True when a DNS answer naming `addr` must not be trusted: it lies in a guarded range and

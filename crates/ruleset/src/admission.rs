@@ -51,11 +51,28 @@ impl Element {
     }
 }
 
-/// The parts of a listing the output chain's verdict depends on.
+/// The elements of one listed set: single addresses hashed (a set can hold a large
+/// allowlist, and every flow is looked up), networks and ranges in a list, and whether an
+/// element could not be read (a doubt).
+#[derive(Debug, Default)]
+struct Elements {
+    hosts: std::collections::HashSet<IpAddr>,
+    others: Vec<Element>,
+    unreadable: bool,
+}
+
+impl Elements {
+    fn contains(&self, a: IpAddr) -> bool {
+        self.hosts.contains(&a) || self.others.iter().any(|e| e.contains(a))
+    }
+}
+
+/// The parts of a listing the output chain's verdict depends on; each rule split into its
+/// words once.
 #[derive(Debug, Default)]
 pub struct Listing {
-    sets: Vec<(String, Vec<Option<Element>>)>,
-    output: Vec<String>,
+    sets: Vec<(String, Elements)>,
+    output: Vec<Vec<String>>,
     policy_accepts: bool,
 }
 
@@ -105,7 +122,7 @@ impl Listing {
                 if line.starts_with("type ") {
                     l.policy_accepts = line.contains("policy accept");
                 } else {
-                    l.output.push(line.to_string());
+                    l.output.push(tokens(line));
                 }
             }
             depth = (depth + opens).saturating_sub(closes);
@@ -139,8 +156,7 @@ impl Listing {
 
     /// What a rule's conditions say of `flow`, and its verdict (`None`: it has none, like
     /// a rule that only logs).
-    fn judge(&self, rule: &str, flow: &Flow) -> (Says, Option<Verdict>) {
-        let words = tokens(rule);
+    fn judge(&self, words: &[String], flow: &Flow) -> (Says, Option<Verdict>) {
         let mut says = Says::Yes;
         let mut verdict = None;
         let mut i = 0;
@@ -227,10 +243,10 @@ impl Listing {
         let Some(value) = value else { return Says::Unknown };
         if let Some(name) = value.strip_prefix('@') {
             let Some((_, elements)) = self.sets.iter().find(|(n, _)| n == name) else { return Says::Unknown };
-            if elements.iter().flatten().any(|e| e.contains(dst)) {
+            if elements.contains(dst) {
                 return Says::Yes;
             }
-            return if elements.iter().any(Option::is_none) { Says::Unknown } else { Says::No };
+            return if elements.unreadable { Says::Unknown } else { Says::No };
         }
         match Element::parse(value) {
             Some(e) => yes(e.contains(dst)),
@@ -248,12 +264,22 @@ fn yes(b: bool) -> Says {
 }
 
 /// The elements of a set body (`… elements = { a, b timeout 1h expires 59m, c-d } …`); an
-/// element that does not parse is kept as `None` (a doubt).
-fn elements(body: &str) -> Vec<Option<Element>> {
+/// element that does not parse is a doubt.
+fn elements(body: &str) -> Elements {
+    let mut out = Elements::default();
     let Some(inner) = body.split("elements = {").nth(1).and_then(|b| b.split('}').next()) else {
-        return Vec::new();
+        return out;
     };
-    inner.split(',').filter_map(|atom| atom.split_whitespace().next()).map(Element::parse).collect()
+    for word in inner.split(',').filter_map(|atom| atom.split_whitespace().next()) {
+        match Element::parse(word) {
+            Some(Element::Net(n)) if n.is_host() => {
+                out.hosts.insert(n.addr());
+            }
+            Some(e) => out.others.push(e),
+            None => out.unreadable = true,
+        }
+    }
+    out
 }
 
 /// A rule's words: quoted strings and `{ … }` groups kept whole.

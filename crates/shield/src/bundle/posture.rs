@@ -28,16 +28,19 @@ pub fn record(bundle: &Bundle, posture: Posture) -> Result<()> {
     crate::fsutil::write_atomic(&bundle.path(POSTURE), format!("{}\n", posture.label()).as_bytes(), 0o600)
 }
 
-/// The table text and the seeds of `posture` for this bundle: DOWN seeds no allows, and
-/// DISENGAGED and QUARANTINE seed nothing.
-pub fn table_and_seeds(bundle: &Bundle, posture: Posture) -> Result<(String, Seeds)> {
-    let all = super::seeds::derive(bundle)?;
-    let seeds = match posture {
+/// The table text of `posture` for this bundle.
+pub fn table(bundle: &Bundle, posture: Posture) -> Result<String> {
+    Ok(terok_shield_ruleset::render_table(posture, &facts(bundle)?))
+}
+
+/// What of the bundle's seeds (`all`, from [`super::seeds::derive`]) `posture` loads: DOWN
+/// seeds no allows, and DISENGAGED and QUARANTINE seed nothing.
+pub fn seeds(posture: Posture, all: Seeds) -> Seeds {
+    match posture {
         Posture::Up => all,
         Posture::Down => Seeds { t40_project_allow: Vec::new(), ..all },
         Posture::Disengaged | Posture::Quarantine => Seeds::default(),
-    };
-    Ok((terok_shield_ruleset::render_table(posture, &facts(bundle)?), seeds))
+    }
 }
 
 /// The network facts recorded at prepare: upstream DNS (none with the shield's resolver),

@@ -10,6 +10,11 @@ use crate::bundle::layout::{Bundle, DENY_RESOLVED, OVERRIDE_RESOLVED, RESOLVED_I
 use crate::bundle::policy::read_tiers;
 use crate::error::Result;
 
+/// The override tier alone (a deny checks it; the whole seed reads every address cache).
+pub fn overrides(bundle: &Bundle) -> Result<Vec<terok_shield_policy::IpNet>> {
+    Ok(read_tiers(&bundle.dir)?.effective().t10_seed(&bundle.read_addresses(OVERRIDE_RESOLVED)?))
+}
+
 pub fn derive(bundle: &Bundle) -> Result<Seeds> {
     let effective = read_tiers(&bundle.dir)?.effective();
     Ok(Seeds {

@@ -9,7 +9,7 @@ impl Container<'_> {
         if action == Action::Deny {
             // The override tier is judged before the deny tier: such a deny would change
             // nothing in the kernel while `policy/live` said it was denied.
-            let overrides = crate::bundle::seeds::derive(&self.bundle)?.t10_override;
+            let overrides = crate::bundle::seeds::overrides(&self.bundle)?;
             if let Some(o) = overrides.iter().find(|o| o.overlaps(&net)) {
                 return Err(ControlError::OverrideWins { element: net, by: *o }.into());
             }

@@ -22,7 +22,7 @@ use crate::bundle::dns::{explicit_allows, refresh_dnsmasq_conf, refused_note};
 use crate::bundle::layout::{Bundle, OVERRIDE_RESOLVED};
 use crate::bundle::lock_bundle;
 use crate::bundle::policy::{read_tier, read_tiers, write_tier};
-use crate::bundle::posture::{self, table_and_seeds};
+use crate::bundle::posture;
 use crate::container::{self, ContainerError};
 use crate::error::{Error, NftError, Result};
 use crate::helper::{Helper, NsOp};
@@ -140,8 +140,10 @@ impl<'a> Container<'a> {
             SetId::learned_sets().into_iter().map(|s| Ok((s, nft.timed_elements(s)?))).collect::<Result<_>>()?
         };
         // Learned addresses a deny covers are never carried over.
-        let denied = crate::bundle::seeds::derive(&self.bundle)?.t20_security_deny;
-        let (table, seeds) = table_and_seeds(&self.bundle, posture)?;
+        let all = crate::bundle::seeds::derive(&self.bundle)?;
+        let denied = all.t20_security_deny.clone();
+        let seeds = posture::seeds(posture, all);
+        let table = posture::table(&self.bundle, posture)?;
         nft.load(&table, &seeds, posture).map_err(|e| match e {
             NftError::Unverified(source) => ControlError::Unverified { posture, source }.into(),
             other => Error::from(other),

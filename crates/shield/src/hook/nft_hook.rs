@@ -139,13 +139,14 @@ fn create_runtime(state: &OciState, bundle: &Bundle, env: &ProcEnv, helper: &Hel
     // The posture in force when the container stopped (UP when none was recorded): a
     // quarantine or a down survives a restart.
     let posture = posture::recorded(bundle)?;
-    let (table, seeds) = if posture == Posture::Up {
+    let table = if posture == Posture::Up {
         let path = bundle.path(RULESET);
         let text = std::fs::read_to_string(&path).map_err(|source| HookError::RulesetUnreadable { path, source })?;
-        (terok_shield_ruleset::file::table_of(&text).map_err(HookError::from)?.to_string(), seeds::derive(bundle)?)
+        terok_shield_ruleset::file::table_of(&text).map_err(HookError::from)?.to_string()
     } else {
-        posture::table_and_seeds(bundle, posture)?
+        posture::table(bundle, posture)?
     };
+    let seeds = posture::seeds(posture, seeds::derive(bundle)?);
     let bin =
         tools::find_in("nft", Some(&env.path)).ok_or(tools::ToolMissing { name: "nft", hint: tools::NFT_HINT })?;
     let nft = Nft::at(bin).with_env(env.child_env());
@@ -182,7 +183,8 @@ fn fail_fast() {
 /// firewall, and gives it a network namespace of its own (`oci_config`).
 fn check_confinement(state: &OciState) -> Result<()> {
     use std::io::Read as _;
-    const MAX: u64 = 4 << 20;
+    // As large as an OCI state may be.
+    const MAX: u64 = super::MAX_STATE;
     let dir = std::path::Path::new(&state.bundle);
     if !dir.is_absolute() {
         return Err(HookError::NoBundle(quoted(&state.bundle)).into());

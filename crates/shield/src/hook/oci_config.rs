@@ -7,11 +7,13 @@
 //!   namespace where one is visible (`--pid=host`). None of them may be in any of the five
 //!   sets (effective, permitted, bounding, inheritable, ambient): the bounding set also
 //!   stops a file capability inside the image from granting them.
-//! * **Its own network namespace.** A container without a `network` namespace entry runs
-//!   in the host's: the hook would load the table there.
+//! * **Its own network and process namespaces.** A container without a `network` namespace
+//!   entry runs in the host's: the hook would load the table there. One without a `pid`
+//!   namespace sees the host's processes, a way out as the same user.
+//! * **A capabilities object**: without one the runtime keeps its full set.
 //!
 //! `run` refuses the podman flags that lead here (`--privileged`, `--cap-add`, `--network`,
-//! `--pod`); this check holds for a container started any other way, with the shield's
+//! `--pod`, `--pid`); this check holds for a container started any other way, with the shield's
 //! annotations.
 
 use serde_json::Value;
@@ -50,14 +52,14 @@ pub fn check(bytes: &[u8]) -> Result<(), ConfigRefusal> {
     // nothing then): refused.
     let caps = match value.pointer("/process/capabilities") {
         None | Some(Value::Null) => return Err(ConfigRefusal::NoCapabilities),
-        Some(Value::Object(c)) => Some(c),
+        Some(Value::Object(c)) => c,
         Some(_) => return Err(malformed("process.capabilities is not an object")),
     };
     let mut holds = Vec::new();
     for cap in FORBIDDEN_CAPS {
         let mut held = Vec::new();
         for set in SETS {
-            let list = match caps.and_then(|c| c.get(set)) {
+            let list = match caps.get(set) {
                 None | Some(Value::Null) => continue,
                 Some(Value::Array(list)) => list,
                 Some(_) => return Err(ConfigRefusal::Malformed(format!("process.capabilities.{set} is not a list"))),

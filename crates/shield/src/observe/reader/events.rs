@@ -35,6 +35,19 @@ enum Kind {
     Rebind = 2,
 }
 
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Blocked, Kind::Refused, Kind::Rebind];
+
+    /// The `action` of its rows.
+    fn action(self) -> &'static str {
+        match self {
+            Kind::Blocked => "blocked",
+            Kind::Refused => "dns_refused",
+            Kind::Rebind => "dns_rebind",
+        }
+    }
+}
+
 /// `dnsmasq.log` is emptied once the helper has read past this many bytes.
 pub const DNSMASQ_LOG_MAX: u64 = 4 << 20;
 
@@ -66,7 +79,7 @@ impl<'a> Reader<'a> {
             emitter,
             dns: DnsLog::from_start(a.state_dir.join(DNSMASQ_LOG)),
             audit: Window::new(WINDOW),
-            budgets: [(); 3].map(|()| Budget::new(Instant::now())),
+            budgets: Kind::ALL.map(|_| Budget::new(Instant::now())),
             wire: Window::new(WINDOW),
             dossier: dossier::from_annotations(
                 a.annotations.iter().filter_map(|(k, v)| Some((k.as_str(), v.as_str()?))),
@@ -111,14 +124,9 @@ impl<'a> Reader<'a> {
     /// Once a loop round: a `suppressed` row per kind whose budget left rows out.
     pub fn tick(&mut self) {
         let now = Instant::now();
-        for kind in [Kind::Blocked, Kind::Refused, Kind::Rebind] {
+        for kind in Kind::ALL {
             let Some(n) = self.budgets[kind as usize].report_due(now) else { continue };
-            let what = match kind {
-                Kind::Blocked => "blocked",
-                Kind::Refused => "dns_refused",
-                Kind::Rebind => "dns_rebind",
-            };
-            let detail = format!("{n} {what} rows left out (at most {ROWS_PER_MINUTE} a minute)");
+            let detail = format!("{n} {} rows left out (at most {ROWS_PER_MINUTE} a minute)", kind.action());
             let line = Fields::new()
                 .str("ts", &audit::now_utc())
                 .str("container", &self.a.container)
@@ -142,7 +150,7 @@ impl<'a> Reader<'a> {
                     &Fields::new()
                         .str("ts", &audit::now_utc())
                         .str("container", &self.a.container)
-                        .str("action", "dns_rebind")
+                        .str("action", Kind::Rebind.action())
                         .str("domain", &domain)
                         .str("detail", "answer in a guarded range refused (NXDOMAIN)"),
                 );
@@ -242,7 +250,7 @@ impl<'a> Reader<'a> {
                             &Fields::new()
                                 .str("ts", &ts)
                                 .str("container", &self.a.container)
-                                .str("action", "dns_refused")
+                                .str("action", Kind::Refused.action())
                                 .str("domain", &name)
                                 .str("detail", &detail)
                                 .map("dossier", &dossier),
@@ -268,7 +276,7 @@ impl<'a> Reader<'a> {
                     &Fields::new()
                         .str("ts", &ts)
                         .str("container", &self.a.container)
-                        .str("action", "dns_rebind")
+                        .str("action", Kind::Rebind.action())
                         .str("dest", &addr.to_string())
                         .str("domain", &name)
                         .str("detail", "answer in a guarded range refused"),
