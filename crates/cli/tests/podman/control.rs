@@ -211,7 +211,7 @@ fn rootless_deny_of_a_network_ends_live_flows() {
 #[test]
 fn learned_addresses_survive_postures_but_denied_ones_do_not() {
     let Some((h, name)) = shielded(Who::Root, "learned", &[ALLOWED_V4], &["sleep", "600"]) else { return };
-    let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout.trim().to_string();
+    let pid = container_pid(&h, &name).to_string();
     let add = nft_in(
         &pid,
         &["add", "element", "inet", "terok_shield", "t40_dns_v4", &format!("{{ {UNLISTED_V4}, {DENIED_V4} }}")],
@@ -238,8 +238,7 @@ fn stricter_postures_end_the_flows_they_do_not_admit(who: Who) {
     use crate::streams::{Stream, UdpEcho};
     use std::time::Duration;
     let Some((h, name)) = shielded(who, "stricter", &[ALLOWED_V4], &["sleep", "600"]) else { return };
-    let pid: u32 = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout.trim().parse().unwrap_or(0);
-    assert_ne!(pid, 0, "{who:?}: no pid");
+    let pid = container_pid(&h, &name);
     // One UDP echo port per variant: the rootful and rootless tests may run at once.
     let udp_port = if who == Who::Root { 7101 } else { 7102 };
     let _echo = UdpEcho::on_test_host(UNLISTED_V4, udp_port);
@@ -371,7 +370,7 @@ fn a_pid_1_that_leaves_its_namespace_keeps_the_controls(who: Who, unshare: &str)
     let workload = format!("sleep 1000 & exec unshare {unshare} sleep 600");
     let tag = format!("ns-escape{}", unshare.trim_start_matches('-').to_lowercase());
     let Some((h, name)) = shielded(who, &tag, &[ALLOWED_V4], &["sh", "-c", &workload]) else { return };
-    let pid1: u32 = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout.trim().parse().unwrap_or(0);
+    let pid1 = container_pid(&h, &name);
     let ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
     let child = || -> Option<u32> {
         let kids = std::fs::read_to_string(format!("/proc/{pid1}/task/{pid1}/children")).ok()?;

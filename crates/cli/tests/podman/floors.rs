@@ -57,9 +57,8 @@ fn connect_from(pid: u32, addr: &str) -> Ends {
 
 fn internal_ranges_are_refused(who: Who) {
     let Some((h, name)) = shielded(who, "floors", &[ALLOWED_V4], &["sleep", "600"]) else { return };
-    let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout.trim().to_string();
-    sink_routes(&pid, &INTERNAL);
-    let pid: u32 = pid.parse().unwrap_or_else(|e| panic!("{e}"));
+    let pid = container_pid(&h, &name);
+    sink_routes(&pid.to_string(), &INTERNAL);
     for posture in [&["up"][..], &["down"][..], &["down", "--disengage"][..]] {
         if posture != ["up"] {
             let mut args = vec![posture[0], name.as_str()];

@@ -530,6 +530,12 @@ pub(crate) fn blocked_rows(dir: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The pid of `name`'s first process, from podman.
+pub(crate) fn container_pid(h: &Home, name: &str) -> u32 {
+    let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", name]).stdout;
+    pid.trim().parse().unwrap_or_else(|e| panic!("pid {pid:?}: {e}"))
+}
+
 /// Route `nets` inside the network namespace of process `pid` to a sink: a veth whose peer
 /// stays down drops what it is given, and with ARP off nothing waits for a neighbour (no
 /// dummy driver on every kernel). What the shield lets through to them goes nowhere.

@@ -50,7 +50,7 @@ fn blocked_connections_are_audited(who: Who) {
         "{who:?}: {r}"
     );
     // A flood: 1 000 packets to one address, one row.
-    let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout;
+    let pid = container_pid(&h, &name).to_string();
     let took = flood_from(&pid, "198.51.100.14", 9, 1000);
     assert!(took < std::time::Duration::from_secs(1), "the flood took {took:?}");
     std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -124,7 +124,7 @@ fn watch_streams_events(who: Who) {
     let script = "nslookup unlisted.shield.test >/dev/null; nc -w 2 unlisted.shield.test 80 </dev/null; true";
     assert_eq!(h.podman(&["exec", &name, "sh", "-c", script]).code, 0);
     // A query for a name with an escape sequence in it, to the container's dnsmasq.
-    let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout;
+    let pid = container_pid(&h, &name).to_string();
     dns_query_from(&pid, &[b"bad\x1b[31m\x07", b"shield", b"test"]);
     // dnsmasq 2.90 logs that as `<name unprintable>`; another dnsmasq might write it raw.
     let mut f = std::fs::OpenOptions::new()
@@ -320,11 +320,10 @@ fn rootless_hub_events() {
 /// shield let through could leave.
 fn a_flood_of_destinations_stays_within_the_audit_budget(who: Who) {
     let Some((h, name)) = shielded(who, "flood", &[ALLOWED_V4], &["sleep", "600"]) else { return };
-    let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", &name]).stdout.trim().to_string();
-    sink_routes(&pid, &["198.18.0.0/15"]);
+    let pid_n = container_pid(&h, &name);
+    sink_routes(&pid_n.to_string(), &["198.18.0.0/15"]);
     let audit = h.state_dir(&name).join("audit.jsonl");
     let before = std::fs::metadata(&audit).map(|m| m.len()).unwrap_or(0);
-    let pid_n: u32 = pid.parse().unwrap_or_else(|e| panic!("{e}"));
     let start = std::time::Instant::now();
     std::thread::spawn(move || {
         enter_net_of(pid_n);

@@ -17,11 +17,6 @@ fn server_log() -> String {
     std::fs::read_to_string("/run/tshield-hosts/dnsmasq.log").unwrap_or_default()
 }
 
-fn container_pid(h: &Home, name: &str) -> u32 {
-    let pid = h.podman(&["inspect", "--format", "{{.State.Pid}}", name]).stdout;
-    pid.trim().parse().unwrap_or_else(|e| panic!("pid {pid:?}: {e}"))
-}
-
 /// What asking `server:53` for `(qname, qtype)` from inside the network namespace of `pid`
 /// gave: the answer's code and addresses, or the error of the send or receive.
 fn ask(
