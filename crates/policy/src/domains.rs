@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use crate::ports::Ports;
 use crate::tiers::Effective;
 
 /// What the rules say of a name.
@@ -27,13 +28,29 @@ enum Kind {
     Override,
 }
 
+/// The rules of one slot: the strongest kind, and for allows whether one is whole and the
+/// port scopes of the scoped ones.
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    kind: Option<Kind>,
+    whole_allow: bool,
+    ports: Vec<Ports>,
+}
+
 /// One name's rules: for the name itself and (wildcards) for what is under it.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct At {
-    /// The strongest rule covering the name and its subdomains.
-    apex: Option<Kind>,
-    /// The strongest wildcard rule (`*.name`): only what is under the name.
-    under: Option<Kind>,
+    /// The rules covering the name and its subdomains.
+    apex: Slot,
+    /// The wildcard rules (`*.name`): only what is under the name.
+    under: Slot,
+}
+
+/// The ports an allowed name's answers open: every port, or only these scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameScope {
+    Whole,
+    Ports(Vec<Ports>),
 }
 
 /// The domain rules of an effective policy, ready for lookups (a hash probe per label).
@@ -52,13 +69,18 @@ impl DomainRules {
             [(e.allow_domains(), Kind::Allow), (e.deny_domains(), Kind::Deny), (e.override_domains(), Kind::Override)]
         {
             for d in list {
-                r.add(d, kind);
+                r.add(d, kind, None);
+            }
+        }
+        for (t, ports) in &e.scoped_allows {
+            if let Some(d) = t.as_domain() {
+                r.add(d, Kind::Allow, Some(ports));
             }
         }
         r
     }
 
-    fn add(&mut self, domain: &str, kind: Kind) {
+    fn add(&mut self, domain: &str, kind: Kind, ports: Option<&Ports>) {
         let d = domain.to_ascii_lowercase();
         let (name, wild) = match d.strip_prefix("*.") {
             Some(rest) => (rest.to_string(), true),
@@ -66,7 +88,12 @@ impl DomainRules {
         };
         let at = self.rules.entry(name).or_default();
         let slot = if wild { &mut at.under } else { &mut at.apex };
-        *slot = (*slot).max(Some(kind));
+        slot.kind = slot.kind.max(Some(kind));
+        match ports {
+            Some(p) if !slot.ports.contains(p) => slot.ports.push(p.clone()),
+            Some(_) => {}
+            None => slot.whole_allow |= kind != Kind::Deny,
+        }
     }
 
     /// No domain rule at all.
@@ -78,8 +105,14 @@ impl DomainRules {
     /// carry, and names with an empty label or a byte other than a letter, digit, `-` or
     /// `_`, are unlisted.
     pub fn decide(&self, name: &str) -> DomainVerdict {
+        self.judge(name).0
+    }
+
+    /// The verdict on `name` and, when it is allowed, the ports its answers open.
+    pub fn judge(&self, name: &str) -> (DomainVerdict, NameScope) {
+        let unlisted = (DomainVerdict::Unlisted, NameScope::Whole);
         if !plausible(name) {
-            return DomainVerdict::Unlisted;
+            return unlisted;
         }
         let lower = name.to_ascii_lowercase();
         let mut suffix = lower.as_str();
@@ -87,11 +120,20 @@ impl DomainRules {
         loop {
             if let Some(at) = self.rules.get(suffix) {
                 // The most specific level with a rule that covers the name decides.
-                let covering = if exact { at.apex } else { at.apex.max(at.under) };
-                if let Some(kind) = covering {
+                let slots: &[&Slot] = if exact { &[&at.apex] } else { &[&at.apex, &at.under] };
+                if let Some(kind) = slots.iter().filter_map(|s| s.kind).max() {
                     return match kind {
-                        Kind::Allow | Kind::Override => DomainVerdict::Allowed,
-                        Kind::Deny => DomainVerdict::Denied,
+                        Kind::Override => (DomainVerdict::Allowed, NameScope::Whole),
+                        Kind::Deny => (DomainVerdict::Denied, NameScope::Whole),
+                        Kind::Allow => {
+                            let allowing = slots.iter().filter(|s| s.kind == Some(Kind::Allow));
+                            let scope = if allowing.clone().any(|s| s.whole_allow) {
+                                NameScope::Whole
+                            } else {
+                                NameScope::Ports(allowing.flat_map(|s| s.ports.iter().cloned()).collect())
+                            };
+                            (DomainVerdict::Allowed, scope)
+                        }
                     };
                 }
             }
@@ -100,7 +142,7 @@ impl DomainRules {
                     suffix = parent;
                     exact = false;
                 }
-                None => return DomainVerdict::Unlisted,
+                None => return unlisted,
             }
         }
     }
@@ -175,6 +217,25 @@ mod tests {
         let r = rules("", "-x.test\n", "+x.test\n");
         assert_eq!(r.decide("x.test"), Allowed);
         assert!(rules("", "", "").is_empty());
+    }
+
+    #[test]
+    fn scoped_allows_pin_ports() {
+        let r = rules("+api.test:443\n+api.test:8443\n+*.cdn.test:443\n+cdn.test\n+big.test\n+x.big.test:22\n", "", "");
+        let ports = |name: &str| match r.judge(name) {
+            (DomainVerdict::Allowed, NameScope::Whole) => "whole".to_string(),
+            (DomainVerdict::Allowed, NameScope::Ports(p)) => {
+                p.iter().map(Ports::to_string).collect::<Vec<_>>().join(" ")
+            }
+            (v, _) => format!("{v:?}"),
+        };
+        assert_eq!(ports("api.test"), "443 8443");
+        assert_eq!(ports("v1.api.test"), "443 8443");
+        assert_eq!(ports("cdn.test"), "whole");
+        assert_eq!(ports("a.cdn.test"), "whole", "the plain rule at the same level is whole");
+        assert_eq!(ports("big.test"), "whole");
+        assert_eq!(ports("x.big.test"), "22", "the most specific level decides");
+        assert_eq!(ports("other.test"), "Unlisted");
     }
 
     #[test]

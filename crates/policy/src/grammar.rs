@@ -1,13 +1,16 @@
 //! Policy files: one `+`/`-` entry per line (state-and-config.md §5).
 //!
 //! ```text
-//! entry = action host [":" port] *( WS "%" key "=" value )
+//! entry = action host [":" ports] *( WS "%" key "=" value )
 //! ```
+//! `ports` is a port scope ([`crate::ports`]): `443`, `80,443,8000-8100`, `53/udp`. An entry
+//! without one covers every port and every protocol.
 //! Blank lines and `#` comments are skipped. Every error names the line and quotes it.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::ports::Ports;
 use crate::sanitize::quoted;
 use crate::target::{split_host_port, Target};
 
@@ -32,15 +35,15 @@ impl Action {
 pub struct Entry {
     pub action: Action,
     pub target: Target,
-    /// Parsed and preserved; the ruleset is address-only (ports are not enforced yet).
-    pub port: Option<u16>,
+    /// The ports the entry is scoped to; `None`: every port and protocol.
+    pub ports: Option<Ports>,
     /// `%key=value` markers, kept sorted by key.
     pub markers: BTreeMap<String, String>,
 }
 
 impl Entry {
     pub fn new(action: Action, target: Target) -> Self {
-        Entry { action, target, port: None, markers: BTreeMap::new() }
+        Entry { action, target, ports: None, markers: BTreeMap::new() }
     }
 
     /// Parse one line that is known to hold an entry (not blank, not a comment).
@@ -54,9 +57,9 @@ impl Entry {
         };
         let mut tokens = chars.as_str().split_whitespace();
         let host_port = tokens.next().ok_or("missing target after the action")?;
-        let (host, port) = split_host_port(host_port).map_err(|e| e.to_string())?;
+        let (host, ports) = split_host_port(host_port).map_err(|e| e.to_string())?;
         let target = Target::parse(host).map_err(|e| e.to_string())?;
-        if target == Target::Localhost && port.is_none() {
+        if target == Target::Localhost && ports.is_none() {
             return Err("'localhost' needs an explicit port".into());
         }
         let mut markers = BTreeMap::new();
@@ -70,16 +73,16 @@ impl Entry {
                 return Err(format!("duplicate marker {}", quoted(key)));
             }
         }
-        Ok(Entry { action, target, port, markers })
+        Ok(Entry { action, target, ports, markers })
     }
 }
 
-/// Canonical rendering: `<action><host>[:port]` (IPv6 with a port bracketed), then ` %k=v`
+/// Canonical rendering: `<action><host>[:ports]` (IPv6 with ports bracketed), then ` %k=v`
 /// markers sorted by key.
 impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.action.symbol())?;
-        match (self.port, &self.target) {
+        match (&self.ports, &self.target) {
             (Some(p), Target::Net(n)) if !n.is_ipv4() => write!(f, "[{n}]:{p}")?,
             (Some(p), t) => write!(f, "{t}:{p}")?,
             (None, t) => write!(f, "{t}")?,
@@ -157,6 +160,9 @@ mod tests {
         assert_eq!(round("+10.1.2.3/8"), "+10.0.0.0/8");
         assert_eq!(round("+localhost:8080"), "+localhost:8080");
         assert_eq!(round("+*.example.com"), "+*.example.com");
+        assert_eq!(round("+198.51.100.0/24:443,80"), "+198.51.100.0/24:80,443");
+        assert_eq!(round("+[2001:db8::/64]:53/udp"), "+[2001:db8::/64]:53/udp");
+        assert_eq!(round("-host.example:8000-8100/tcp"), "-host.example:8000-8100");
     }
 
     #[test]
@@ -172,6 +178,9 @@ mod tests {
             ("+a.example %=v", "unexpected token"),
             ("+a.example %k=1 %k=2", "duplicate marker"),
             ("+a.example:0", "Invalid port"),
+            ("+a.example:90-80", "Invalid port range"),
+            ("+a.example:80/icmp", "Invalid protocol"),
+            ("+2001:db8::/64:443", "Invalid IP/CIDR"),
             ("+300.1.2.3", "Invalid IP/CIDR: '300.1.2.3'"),
             ("+10.0.0.0/33", "Invalid IP/CIDR: '10.0.0.0/33'"),
             ("+::gg", "Invalid IP/CIDR: '::gg'"),
@@ -194,12 +203,15 @@ mod tests {
         fn rendering_reparses_to_the_same_entry(
             v4 in proptest::prelude::any::<u32>(),
             prefix in 0u8..=32,
-            port in proptest::option::of(1u16..),
+            port in proptest::option::of((1u16.., 0u16..100, proptest::prelude::any::<bool>())),
             deny in proptest::prelude::any::<bool>(),
         ) {
             let net = crate::target::IpNet::new(std::net::Ipv4Addr::from(v4).into(), prefix).expect("prefix in range");
             let mut e = Entry::new(if deny { Action::Deny } else { Action::Allow }, Target::Net(net));
-            e.port = port;
+            e.ports = port.and_then(|(lo, w, udp)| {
+                let proto = if udp { crate::ports::Proto::Udp } else { crate::ports::Proto::Tcp };
+                Ports::new(proto, vec![crate::ports::PortRange { lo, hi: lo.saturating_add(w) }])
+            });
             let again = Entry::parse(&e.to_string());
             proptest::prop_assert_eq!(again, Ok(e));
         }

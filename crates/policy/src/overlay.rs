@@ -1,10 +1,12 @@
-//! The live overlay: at most one entry per target, the last writer wins.
+//! The live overlay: at most one entry per target and port scope, the last writer wins.
 
 use crate::grammar::Entry;
 
-/// Replace any entry naming the same target with `entry`, appended at the end.
+/// Put `entry` at the end in place of the entry naming the same target and scope. A whole
+/// entry (no ports) speaks for the target on every port: it replaces the target's scoped
+/// entries too.
 pub fn upsert(live: &mut Vec<Entry>, entry: Entry) {
-    live.retain(|e| e.target != entry.target);
+    live.retain(|e| e.target != entry.target || (entry.ports.is_some() && e.ports != entry.ports));
     live.push(entry);
 }
 
@@ -20,5 +22,12 @@ mod tests {
         let target = Target::parse("1.2.3.4/32").unwrap_or(Target::Localhost);
         upsert(&mut live, Entry::new(Action::Deny, target));
         assert_eq!(render_policy(&live), "+a.example\n-1.2.3.4\n");
+        let scoped = |line: &str| Entry::parse(line).unwrap_or_else(|e| panic!("{e}"));
+        upsert(&mut live, scoped("+1.2.3.4:443"));
+        upsert(&mut live, scoped("-1.2.3.4:22"));
+        upsert(&mut live, scoped("-1.2.3.4:443"));
+        assert_eq!(render_policy(&live), "+a.example\n-1.2.3.4\n-1.2.3.4:22\n-1.2.3.4:443\n");
+        upsert(&mut live, scoped("+1.2.3.4"));
+        assert_eq!(render_policy(&live), "+a.example\n+1.2.3.4\n");
     }
 }

@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+use crate::ports::Ports;
 use crate::sanitize::quoted;
 
 /// Why a target was refused. Every message names the offending value.
@@ -19,6 +20,12 @@ pub enum TargetError {
     InvalidDomain { value: String, reason: &'static str },
     #[error("Invalid port: {} (must be 1-65535)", quoted(.0))]
     InvalidPort(String),
+    #[error("Invalid port range: {} (the first port must not exceed the last)", quoted(.0))]
+    InvalidPortRange(String),
+    #[error("Invalid protocol: {} (tcp or udp)", quoted(.0))]
+    InvalidProtocol(String),
+    #[error("too many ports: {0} (at most {max} ports or ranges in one entry)", max = crate::ports::MAX_ITEMS)]
+    TooManyPorts(usize),
     #[error("empty target")]
     Empty,
 }
@@ -279,9 +286,10 @@ pub fn parse_port(raw: &str) -> Result<u16, TargetError> {
     }
 }
 
-/// Split `host[:port]` per the policy grammar: `[v6]` or `[v6]:port`; a bare host with two or
-/// more colons is an IPv6 literal without port; otherwise a trailing `:digits` is the port.
-pub fn split_host_port(s: &str) -> Result<(&str, Option<u16>), TargetError> {
+/// Split `host[:ports]` per the policy grammar: `[v6]` or `[v6]:ports` (a v6 network too,
+/// `[2001:db8::/64]:443`); a bare host with two or more colons is an IPv6 literal without
+/// ports; otherwise what follows the one `:` is the port scope ([`Ports::parse`]).
+pub fn split_host_port(s: &str) -> Result<(&str, Option<Ports>), TargetError> {
     if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or_else(|| TargetError::InvalidIp(s.to_string()))?;
         if !host.contains(':') {
@@ -290,7 +298,7 @@ pub fn split_host_port(s: &str) -> Result<(&str, Option<u16>), TargetError> {
         return match after {
             "" => Ok((host, None)),
             _ => match after.strip_prefix(':') {
-                Some(p) => Ok((host, Some(parse_port(p)?))),
+                Some(p) => Ok((host, Some(Ports::parse(p)?))),
                 None => Err(TargetError::InvalidIp(s.to_string())),
             },
         };
@@ -299,9 +307,15 @@ pub fn split_host_port(s: &str) -> Result<(&str, Option<u16>), TargetError> {
         return Ok((s, None));
     }
     match s.split_once(':') {
-        Some((host, port)) => Ok((host, Some(parse_port(port)?))),
+        Some((host, port)) => Ok((host, Some(Ports::parse(port)?))),
         None => Ok((s, None)),
     }
+}
+
+/// Parse `host[:ports]` as an operator verb takes it: the target, and its port scope.
+pub fn parse_scoped(raw: &str) -> Result<(Target, Option<Ports>), TargetError> {
+    let (host, ports) = split_host_port(raw.trim())?;
+    Ok((Target::parse(host)?, ports))
 }
 
 #[cfg(test)]
@@ -371,8 +385,11 @@ mod tests {
 
     #[test]
     fn ports() {
-        assert_eq!(split_host_port("example.com:443"), Ok(("example.com", Some(443))));
-        assert_eq!(split_host_port("[2001:db8::1]:443"), Ok(("2001:db8::1", Some(443))));
+        let tcp = |p| Some(Ports::single(crate::ports::Proto::Tcp, p));
+        assert_eq!(split_host_port("example.com:443"), Ok(("example.com", tcp(443))));
+        assert_eq!(split_host_port("[2001:db8::1]:443"), Ok(("2001:db8::1", tcp(443))));
+        assert_eq!(split_host_port("[2001:db8::/64]:443"), Ok(("2001:db8::/64", tcp(443))));
+        assert_eq!(split_host_port("198.51.100.0/24:443"), Ok(("198.51.100.0/24", tcp(443))));
         assert_eq!(split_host_port("[2001:db8::1]"), Ok(("2001:db8::1", None)));
         assert_eq!(split_host_port("2001:db8::1"), Ok(("2001:db8::1", None)));
         assert_eq!(split_host_port("1.2.3.4"), Ok(("1.2.3.4", None)));

@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 
 use crate::grammar::{Action, Entry};
+use crate::ports::Ports;
 use crate::target::{IpNet, Target};
 
 /// A policy file of the bundle's `policy/` directory.
@@ -69,29 +70,68 @@ impl TierSet {
 
     /// Compute the effective policy.
     pub fn effective(&self) -> Effective {
-        let targets = |entries: &[&[Entry]], action: Action| -> Vec<Target> {
-            unique(entries.iter().flat_map(|es| es.iter()).filter(|e| e.action == action).map(|e| e.target.clone()))
+        let whole = |entries: &[&[Entry]], action: Action| -> Vec<Target> {
+            unique(pick(entries, action).filter(|e| scope_of(e).is_none()).map(|e| e.target.clone()))
         };
-        let denies = targets(&[&self.security_deny, &self.live], Action::Deny);
+        let scoped = |entries: &[&[Entry]], action: Action| -> Vec<(Target, Ports)> {
+            unique(pick(entries, action).filter_map(|e| scope_of(e).map(|p| (e.target.clone(), p.clone()))))
+        };
+        let allow_tiers: [&[Entry]; 3] = [&self.provider_allow, &self.project_allow, &self.live];
+        let deny_tiers: [&[Entry]; 2] = [&self.security_deny, &self.live];
+        let denies = whole(&deny_tiers, Action::Deny);
         let denied: HashSet<&Target> = denies.iter().collect();
-        let allows: Vec<Target> = targets(&[&self.provider_allow, &self.project_allow, &self.live], Action::Allow)
+        let allows: Vec<Target> =
+            whole(&allow_tiers, Action::Allow).into_iter().filter(|t| !denied.contains(t)).collect();
+        // A scoped deny withdraws the allow with exactly its target and ports; for an address
+        // it also stays a deny in the kernel, ahead of every allow. A name's deny that
+        // withdrew an allow has done its work; one that withdrew none stays (and is refused
+        // downstream: the resolver pins allows only).
+        let scoped_denies = scoped(&deny_tiers, Action::Deny);
+        let all_scoped_allows = scoped(&allow_tiers, Action::Allow);
+        let withdrawn: HashSet<&(Target, Ports)> = scoped_denies.iter().collect();
+        let scoped_allows =
+            all_scoped_allows.iter().filter(|tp| !denied.contains(&tp.0) && !withdrawn.contains(tp)).cloned().collect();
+        let scoped_denies = scoped_denies
             .into_iter()
-            .filter(|t| !denied.contains(t))
+            .filter(|tp| tp.0.as_domain().is_none() || !all_scoped_allows.contains(tp))
             .collect();
-        let overrides = targets(&[&self.override_], Action::Allow);
-        Effective { allows, denies, overrides }
+        Effective {
+            allows,
+            scoped_allows,
+            scoped_denies,
+            denies,
+            overrides: whole(&[&self.override_], Action::Allow),
+            scoped_overrides: scoped(&[&self.override_], Action::Allow),
+        }
     }
 }
 
+/// The port scope an entry is limited to; `localhost` entries (whose port is not enforced
+/// here) count as whole.
+fn pick<'a>(entries: &'a [&'a [Entry]], action: Action) -> impl Iterator<Item = &'a Entry> + 'a {
+    entries.iter().flat_map(|es| es.iter()).filter(move |e| e.action == action)
+}
+
+fn scope_of(e: &Entry) -> Option<&Ports> {
+    e.ports.as_ref().filter(|_| e.target != Target::Localhost)
+}
+
 /// What the tiers mean together. All lists are de-duplicated and keep first-seen order.
+/// "Whole" entries name a target on every port and protocol; scoped ones carry [`Ports`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Effective {
-    /// Allow targets of t30, t40 and live that no deny names.
+    /// Whole allow targets of t30, t40 and live that no whole deny names.
     pub allows: Vec<Target>,
-    /// Deny targets of t20 and live.
+    /// Scoped allows of t30, t40 and live whose target no whole deny names.
+    pub scoped_allows: Vec<(Target, Ports)>,
+    /// Whole deny targets of t20 and live.
     pub denies: Vec<Target>,
-    /// Allow targets of t10.
+    /// Scoped denies of t20 and live.
+    pub scoped_denies: Vec<(Target, Ports)>,
+    /// Whole allow targets of t10.
     pub overrides: Vec<Target>,
+    /// Scoped allows of t10.
+    pub scoped_overrides: Vec<(Target, Ports)>,
 }
 
 impl Effective {
@@ -100,9 +140,21 @@ impl Effective {
         self.allows.iter().filter(|t| **t != Target::Localhost).collect()
     }
 
-    /// Allowed domains (deny domains were removed already): what dnsmasq follows.
+    /// Allowed domains, whole (deny domains were removed already): what dnsmasq follows.
     pub fn allow_domains(&self) -> Vec<&str> {
         self.allows.iter().filter_map(Target::as_domain).collect()
+    }
+
+    /// Domains named with a port scope, in any tier: only the shield's resolver can pin
+    /// the addresses it answers to ports.
+    pub fn scoped_domains(&self) -> Vec<&str> {
+        let all = self.scoped_allows.iter().chain(&self.scoped_denies).chain(&self.scoped_overrides);
+        unique(all.filter_map(|(t, _)| t.as_domain()))
+    }
+
+    /// The scoped elements of one kind of tier that are addresses or networks.
+    pub fn scoped_nets(list: &[(Target, Ports)]) -> Vec<(IpNet, Ports)> {
+        list.iter().filter_map(|(t, p)| t.as_net().map(|n| (n, p.clone()))).collect()
     }
 
     /// Allowed domains that start with `*.`: only the live DNS tier can follow them.
@@ -206,6 +258,25 @@ mod tests {
         assert_eq!(strs(&e.t20_seed(&resolved[..1])), ["198.51.100.0/28", "198.51.100.5"]);
         assert_eq!(strs(&e.t10_seed(&[])), ["10.9.9.9"]);
         assert_eq!(e.override_domains(), ["ov.example"]);
+    }
+
+    #[test]
+    fn scoped_entries_are_their_own() {
+        let t = tiers(
+            "+198.51.100.9:22\n",
+            "-198.51.100.1:25\n-gone.example\n",
+            "",
+            "+198.51.100.1\n+198.51.100.1:443\n+gone.example:443\n+a.example:80,443\n+localhost:8080\n",
+            "+a.example:443,80\n+b.example:22\n-b.example:22\n",
+        );
+        let e = t.effective();
+        assert_eq!(strs(&e.allows), ["198.51.100.1", "localhost"]);
+        let sc = |v: &[(Target, Ports)]| v.iter().map(|(t, p)| format!("{t}:{p}")).collect::<Vec<_>>();
+        assert_eq!(sc(&e.scoped_allows), ["198.51.100.1:443", "a.example:80,443"]);
+        assert_eq!(sc(&e.scoped_denies), ["198.51.100.1:25"]);
+        assert_eq!(sc(&e.scoped_overrides), ["198.51.100.9:22"]);
+        assert_eq!(e.scoped_domains(), ["a.example"]);
+        assert_eq!(Effective::scoped_nets(&e.scoped_allows).len(), 1);
     }
 
     #[test]

@@ -58,12 +58,42 @@ impl Element {
 struct Elements {
     hosts: std::collections::HashSet<IpAddr>,
     others: Vec<Element>,
+    /// Port-scoped elements: address part, protocol number, port range.
+    scoped: Vec<(Element, u8, u16, u16)>,
     unreadable: bool,
 }
 
 impl Elements {
     fn contains(&self, a: IpAddr) -> bool {
         self.hosts.contains(&a) || self.others.iter().any(|e| e.contains(a))
+    }
+
+    fn admits(&self, flow: &Flow) -> bool {
+        let Some(port) = flow.dport else { return false };
+        self.scoped
+            .iter()
+            .any(|(e, proto, lo, hi)| *proto == flow.proto && *lo <= port && port <= *hi && e.contains(flow.dst))
+    }
+
+    /// Read `a . tcp . 443` or `a . udp . 8000-8100` (the words of one listed element).
+    fn push_scoped(&mut self, words: &[&str]) {
+        let parsed = match words {
+            [addr, ".", proto, ".", ports, ..] => (|| {
+                let e = Element::parse(addr)?;
+                let proto = match *proto {
+                    "tcp" => TCP,
+                    "udp" => UDP,
+                    n => n.parse().ok()?,
+                };
+                let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
+                Some((e, proto, lo.parse().ok()?, hi.parse().ok()?))
+            })(),
+            _ => None,
+        };
+        match parsed {
+            Some(el) => self.scoped.push(el),
+            None => self.unreadable = true,
+        }
     }
 }
 
@@ -171,6 +201,20 @@ impl Listing {
         while let Some(w) = word(i) {
             i += 1;
             match w {
+                "ip" | "ip6"
+                    if word(i) == Some("daddr")
+                        && words
+                            .get(i + 1..i + 7)
+                            .is_some_and(|w| w == [".", "meta", "l4proto", ".", "th", "dport"]) =>
+                {
+                    let v6 = w == "ip6";
+                    and(match word(i + 7).and_then(|v| v.strip_prefix('@')) {
+                        _ if v6 != flow.dst.is_ipv6() => Says::No,
+                        Some(name) => self.scoped(name, flow),
+                        None => Says::Unknown,
+                    });
+                    i += 8;
+                }
                 "ip" | "ip6" if word(i) == Some("daddr") => {
                     let v6 = w == "ip6";
                     let negated = word(i + 1) == Some("!=");
@@ -238,6 +282,19 @@ impl Listing {
         }
     }
 
+    /// `daddr . meta l4proto . th dport @name`: a port-scoped set.
+    fn scoped(&self, name: &str, flow: &Flow) -> Says {
+        let Some((_, elements)) = self.sets.iter().find(|(n, _)| n == name) else { return Says::Unknown };
+        if elements.admits(flow) {
+            return Says::Yes;
+        }
+        if elements.unreadable {
+            Says::Unknown
+        } else {
+            Says::No
+        }
+    }
+
     /// `daddr VALUE`: a set (`@name`), a network, or a range.
     fn daddr(&self, value: Option<&str>, dst: IpAddr) -> Says {
         let Some(value) = value else { return Says::Unknown };
@@ -270,7 +327,13 @@ fn elements(body: &str) -> Elements {
     let Some(inner) = body.split("elements = {").nth(1).and_then(|b| b.split('}').next()) else {
         return out;
     };
-    for word in inner.split(',').filter_map(|atom| atom.split_whitespace().next()) {
+    for atom in inner.split(',') {
+        let words: Vec<&str> = atom.split_whitespace().collect();
+        let Some(word) = words.first().copied() else { continue };
+        if words.get(1) == Some(&".") {
+            out.push_scoped(&words);
+            continue;
+        }
         match Element::parse(word) {
             Some(Element::Net(n)) if n.is_host() => {
                 out.hosts.insert(n.addr());

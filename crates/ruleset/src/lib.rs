@@ -4,6 +4,7 @@
 //! * [`sets`]: the set catalogue, by typed identifier ([`SetId`]).
 //! * [`facts`]: the network facts a ruleset depends on (DNS forwarder, ports, gateways).
 //! * [`posture`]: the rules of UP, DOWN, DISENGAGED and QUARANTINE.
+//! * [`scoped`]: elements of the port-scoped sets, made canonical.
 //! * [`seeds`]: `add element` statements for the authored addresses.
 //! * [`script`]: the rest of the nft text: live element changes, flushes, table replacement,
 //!   the arguments of nft queries, dnsmasq's set names.
@@ -19,6 +20,7 @@ pub mod constants;
 pub mod facts;
 pub mod file;
 pub mod posture;
+pub mod scoped;
 pub mod script;
 pub mod seeds;
 pub mod sets;
@@ -28,6 +30,7 @@ pub use admission::{Flow, Listing};
 pub use facts::NetFacts;
 pub use file::ruleset_nft;
 pub use posture::{render_table, Posture};
+pub use scoped::Scoped;
 pub use seeds::{seed_statements, Seeds};
 pub use sets::{SetId, SetKind};
 pub use verify::{classify, verify, ShieldState};

@@ -51,7 +51,12 @@ fn daddr(net: &str) -> String {
 }
 
 fn set_match(set: SetId) -> String {
-    format!("{} daddr @{set}", if set.is_v6() { "ip6" } else { "ip" })
+    let family = if set.is_v6() { "ip6" } else { "ip" };
+    if set.is_scoped() {
+        format!("{family} daddr . meta l4proto . th dport @{set}")
+    } else {
+        format!("{family} daddr @{set}")
+    }
 }
 
 /// Rules every posture but quarantine starts with: loopback (where the shield's resolver
@@ -112,10 +117,11 @@ fn range_rejects(ranges: impl Iterator<Item = &'static str>, out: &mut Vec<Strin
     }
 }
 
-/// One rule per set of the tier (addresses and networks, v4 and v6).
+/// One rule per set of the tier (addresses, networks and port-scoped, v4 and v6).
 fn tier_rules(tier: Tier, prefix: &str, verdict: &str, out: &mut Vec<String>) {
     let sets = [false, true].into_iter().flat_map(|net| [false, true].map(|v6| SetId::authored(tier, v6, net)));
-    set_rules(sets.flatten(), prefix, verdict, out);
+    let scoped = [false, true].map(|v6| SetId::scoped(tier, v6));
+    set_rules(sets.chain(scoped).flatten(), prefix, verdict, out);
 }
 
 fn set_rules(sets: impl IntoIterator<Item = SetId>, prefix: &str, verdict: &str, out: &mut Vec<String>) {
@@ -137,7 +143,7 @@ fn output_chain(posture: Posture, f: &NetFacts) -> (&'static str, Vec<String>) {
             range_rejects(private_ranges(), &mut r);
             tier_rules(Tier::ProviderAllow, PREFIX_ALLOWED, "accept", &mut r);
             tier_rules(Tier::ProjectAllow, PREFIX_ALLOWED, "accept", &mut r);
-            set_rules(SetId::learned_sets(), PREFIX_ALLOWED, "accept", &mut r);
+            set_rules(SetId::all_learned(), PREFIX_ALLOWED, "accept", &mut r);
             set_rules([SetId::window(false), SetId::window(true)], PREFIX_BYPASS, "accept", &mut r);
             r.push(format!("{} counter {REJECT}", log(PREFIX_BLOCKED)));
             ("drop", r)
@@ -177,12 +183,13 @@ fn input_rules() -> Vec<String> {
 }
 
 fn set_declaration(set: SetId) -> String {
-    let ty = if set.is_v6() { "ipv6_addr" } else { "ipv4_addr" };
+    let addr = if set.is_v6() { "ipv6_addr" } else { "ipv4_addr" };
+    let ty = if set.is_scoped() { format!("{addr} . inet_proto . inet_service") } else { addr.to_string() };
     let rest = match set.kind() {
         SetKind::Addr => String::new(),
-        SetKind::Net => " flags interval;".into(),
+        SetKind::Net | SetKind::Scoped => " flags interval;".into(),
         SetKind::Learned => format!(" flags timeout; timeout {DNS_LEARNED_TIMEOUT};"),
-        SetKind::Window => " flags interval, timeout;".into(),
+        SetKind::Window | SetKind::LearnedScoped => " flags interval, timeout;".into(),
     };
     format!("set {set} {{ type {ty};{rest} }}")
 }

@@ -5,6 +5,7 @@
 use terok_shield_policy::IpNet;
 
 use crate::constants::{TABLE, TABLE_FAMILY, TABLE_NAME};
+use crate::scoped::Scoped;
 use crate::sets::SetId;
 
 /// `add element inet terok_shield <set> { e1, e2, … }` as one statement line.
@@ -23,6 +24,12 @@ pub fn add_elements(set: SetId, elements: &[IpNet]) -> String {
     }
     s.push_str(" }\n");
     s
+}
+
+/// `add element inet terok_shield <set> { a . tcp . 443, … }` for a port-scoped set.
+pub fn add_scoped(set: SetId, elements: &[Scoped]) -> String {
+    let list: Vec<String> = elements.iter().map(Scoped::to_string).collect();
+    format!("add element {TABLE} {set} {{ {} }}\n", list.join(", "))
 }
 
 /// One transaction moving `element` into `into`, out of `out_of` first when given.

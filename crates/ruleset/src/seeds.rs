@@ -1,27 +1,73 @@
 //! `add element` statements for the authored addresses of a bundle (ruleset.md §5).
 
-use terok_shield_policy::IpNet;
+use terok_shield_policy::{Effective, IpNet, Ports, Target, Tier};
 
-use terok_shield_policy::Tier;
-
+use crate::scoped::{canonical, Scoped};
 use crate::sets::{SetId, SetKind};
 
 /// At most this many elements per `add element` statement, so a loader can split a long
 /// seed into transactions a user namespace accepts.
 pub const MAX_ELEMENTS_PER_STATEMENT: usize = 1000;
 
-/// Authored elements per tier. Nothing here ever expires.
+/// Authored elements per tier: whole addresses and networks, and port-scoped elements.
+/// Nothing here ever expires.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Seeds {
     pub t10_override: Vec<IpNet>,
     pub t20_security_deny: Vec<IpNet>,
     pub t40_project_allow: Vec<IpNet>,
+    pub t10_override_ports: Vec<Scoped>,
+    pub t20_security_deny_ports: Vec<Scoped>,
+    pub t40_project_allow_ports: Vec<Scoped>,
 }
 
 impl Seeds {
     pub fn is_empty(&self) -> bool {
-        self.t10_override.is_empty() && self.t20_security_deny.is_empty() && self.t40_project_allow.is_empty()
+        self.t10_override.is_empty()
+            && self.t20_security_deny.is_empty()
+            && self.t40_project_allow.is_empty()
+            && self.t10_override_ports.is_empty()
+            && self.t20_security_deny_ports.is_empty()
+            && self.t40_project_allow_ports.is_empty()
     }
+
+    /// These seeds with the port-scoped addresses and networks of `effective` (scoped names
+    /// are the resolver's: it pins what it answers).
+    pub fn with_ports(self, effective: &Effective) -> Seeds {
+        let scoped = |list: &[(Target, Ports)]| -> Vec<Scoped> {
+            Effective::scoped_nets(list).iter().flat_map(|(n, p)| Scoped::of(*n, p).collect::<Vec<_>>()).collect()
+        };
+        Seeds {
+            t40_project_allow_ports: scoped(&effective.scoped_allows),
+            t20_security_deny_ports: scoped(&effective.scoped_denies),
+            t10_override_ports: scoped(&effective.scoped_overrides),
+            ..self
+        }
+    }
+
+    /// The same seeds without the allows (what DOWN loads).
+    pub fn without_allows(self) -> Seeds {
+        Seeds { t40_project_allow: Vec::new(), t40_project_allow_ports: Vec::new(), ..self }
+    }
+}
+
+/// The canonical elements of every seeded port-scoped set, in statement order (t40, t10,
+/// t20; v4 then v6).
+pub fn scoped_set_elements(seeds: &Seeds) -> Vec<(SetId, Vec<Scoped>)> {
+    let mut out = Vec::new();
+    for (tier, elements) in [
+        (Tier::ProjectAllow, &seeds.t40_project_allow_ports),
+        (Tier::Override, &seeds.t10_override_ports),
+        (Tier::SecurityDeny, &seeds.t20_security_deny_ports),
+    ] {
+        for v6 in [false, true] {
+            let of_family = elements.iter().filter(|e| e.net.is_ipv4() != v6).copied();
+            if let Some(set) = SetId::scoped(tier, v6) {
+                out.push((set, canonical(of_family)));
+            }
+        }
+    }
+    out
 }
 
 /// The elements of every seeded set, in statement order (t40, t10, t20; per family single
@@ -67,6 +113,11 @@ pub fn seed_statements(seeds: &Seeds, max_addresses: usize, max_networks: usize)
             out.push(crate::script::add_elements(set, chunk).trim_end().to_string());
         }
     }
+    for (set, elements) in scoped_set_elements(seeds) {
+        for chunk in elements.chunks(max_networks.max(1)) {
+            out.push(crate::script::add_scoped(set, chunk).trim_end().to_string());
+        }
+    }
     out
 }
 
@@ -106,6 +157,15 @@ mod tests {
             ]),
             t10_override: nets(&["10.222.222.10"]),
             t20_security_deny: nets(&["2001:db8::/32"]),
+            t40_project_allow_ports: ["198.51.100.7", "198.51.100.0/24", "2001:db8::7"]
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .flat_map(|n| {
+                    Scoped::of(n, &terok_shield_policy::Ports::single(terok_shield_policy::Proto::Tcp, 443))
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+            ..Seeds::default()
         };
         assert_eq!(
             seed_statements(&seeds, 1000, 1000),
@@ -115,6 +175,8 @@ mod tests {
                 "add element inet terok_shield t40_project_allow_v6 { 2001:db8::1 }",
                 "add element inet terok_shield t10_override_v4 { 10.222.222.10 }",
                 "add element inet terok_shield t20_security_deny_net_v6 { 2001:db8::/32 }",
+                "add element inet terok_shield t40_project_allow_port_v4 { 198.51.100.0/24 . tcp . 443 }",
+                "add element inet terok_shield t40_project_allow_port_v6 { 2001:db8::7 . tcp . 443 }",
             ]
         );
     }

@@ -15,6 +15,12 @@ pub enum SetKind {
     Learned,
     /// The timed allow-all window: `flags interval, timeout`, no default.
     Window,
+    /// Port-scoped elements (`address . protocol . ports`, networks and port ranges as
+    /// intervals): `flags interval`, never expire.
+    Scoped,
+    /// Port-scoped elements learned from DNS answers: `flags interval, timeout`, each with
+    /// its own timeout.
+    LearnedScoped,
 }
 
 /// One set of the table.
@@ -43,7 +49,8 @@ const PROJECT: Option<Tier> = Some(Tier::ProjectAllow);
 /// `_net_` twin of each tier, and DNS-learned addresses in `t40_dns_v4/_v6`, so that no
 /// authored element ever carries a timeout (nft 1.0.6 ignores `timeout 0s` on a set with a
 /// default timeout) and bulk loads stay in plain sets.
-const DEFS: [Def; 20] = [
+/// The port-scoped twins (`_port_`) follow: one per tier and family, and the learned one.
+const DEFS: [Def; 30] = [
     def("t10_override_v4", false, SetKind::Addr, OVERRIDE),
     def("t10_override_v6", true, SetKind::Addr, OVERRIDE),
     def("t10_override_net_v4", false, SetKind::Net, OVERRIDE),
@@ -64,10 +71,22 @@ const DEFS: [Def; 20] = [
     def("t40_dns_v6", true, SetKind::Learned, None),
     def("bypass_window_v4", false, SetKind::Window, None),
     def("bypass_window_v6", true, SetKind::Window, None),
+    def("t10_override_port_v4", false, SetKind::Scoped, OVERRIDE),
+    def("t10_override_port_v6", true, SetKind::Scoped, OVERRIDE),
+    def("t20_security_deny_port_v4", false, SetKind::Scoped, DENY),
+    def("t20_security_deny_port_v6", true, SetKind::Scoped, DENY),
+    def("t30_provider_allow_port_v4", false, SetKind::Scoped, PROVIDER),
+    def("t30_provider_allow_port_v6", true, SetKind::Scoped, PROVIDER),
+    def("t40_project_allow_port_v4", false, SetKind::Scoped, PROJECT),
+    def("t40_project_allow_port_v6", true, SetKind::Scoped, PROJECT),
+    def("t40_dns_port_v4", false, SetKind::LearnedScoped, None),
+    def("t40_dns_port_v6", true, SetKind::LearnedScoped, None),
 ];
 
 const LEARNED_V4: SetId = SetId(16);
 const WINDOW_V4: SetId = SetId(18);
+const SCOPED_BASE: u8 = 20;
+const LEARNED_SCOPED_V4: SetId = SetId(28);
 
 impl SetId {
     /// Every set, in declaration order.
@@ -106,14 +125,36 @@ impl SetId {
     /// address or a network); `None` for the live overlay, which owns no sets (its allows go
     /// to the project tier's, its denies to the deny tier's).
     pub fn authored(tier: Tier, v6: bool, network: bool) -> Option<SetId> {
-        let base: u8 = match tier {
-            Tier::Override => 0,
-            Tier::SecurityDeny => 4,
-            Tier::ProviderAllow => 8,
-            Tier::ProjectAllow => 12,
-            Tier::Live => return None,
-        };
-        Some(SetId(base + 2 * u8::from(network) + u8::from(v6)))
+        Some(SetId(4 * tier_index(tier)? + 2 * u8::from(network) + u8::from(v6)))
+    }
+
+    /// The port-scoped set of an authored tier and family; `None` for the live overlay.
+    pub fn scoped(tier: Tier, v6: bool) -> Option<SetId> {
+        Some(SetId(SCOPED_BASE + 2 * tier_index(tier)? + u8::from(v6)))
+    }
+
+    /// Where a live port-scoped allow (`true`) or deny (`false`) goes.
+    pub fn live_scoped(allow: bool, v6: bool) -> SetId {
+        let tier = if allow { Tier::ProjectAllow } else { Tier::SecurityDeny };
+        match SetId::scoped(tier, v6) {
+            Some(s) => s,
+            None => unreachable!("authored tiers own sets"),
+        }
+    }
+
+    /// The port-scoped set of addresses learned from DNS answers, per family.
+    pub fn learned_scoped(v6: bool) -> SetId {
+        SetId(LEARNED_SCOPED_V4.0 + u8::from(v6))
+    }
+
+    /// Every set that holds learned addresses (whole and port-scoped).
+    pub fn all_learned() -> [SetId; 4] {
+        [SetId::learned(false), SetId::learned(true), SetId::learned_scoped(false), SetId::learned_scoped(true)]
+    }
+
+    /// The set's elements carry a port scope.
+    pub fn is_scoped(self) -> bool {
+        matches!(self.kind(), SetKind::Scoped | SetKind::LearnedScoped)
     }
 
     /// The set of `tier` that holds `element`.
@@ -152,6 +193,17 @@ impl SetId {
     }
 }
 
+/// The position of an authored tier in the catalogue's blocks; `None` for the live overlay.
+fn tier_index(tier: Tier) -> Option<u8> {
+    match tier {
+        Tier::Override => Some(0),
+        Tier::SecurityDeny => Some(1),
+        Tier::ProviderAllow => Some(2),
+        Tier::ProjectAllow => Some(3),
+        Tier::Live => None,
+    }
+}
+
 impl std::fmt::Display for SetId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -164,13 +216,19 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_lookups_agree_with_the_catalogue() {
-        assert_eq!(SetId::all().count(), 20);
+        assert_eq!(SetId::all().count(), 30);
         for s in SetId::all() {
             assert_eq!(SetId::parse(s.name()), Some(s));
-            if let Some(t) = s.tier() {
-                assert_eq!(SetId::authored(t, s.is_v6(), s.kind() == SetKind::Net), Some(s));
+            assert_eq!(s.name().contains("_v6"), s.is_v6());
+            assert_eq!(s.name().contains("_port_"), s.is_scoped());
+            match s.tier() {
+                Some(t) if s.is_scoped() => assert_eq!(SetId::scoped(t, s.is_v6()), Some(s)),
+                Some(t) => assert_eq!(SetId::authored(t, s.is_v6(), s.kind() == SetKind::Net), Some(s)),
+                None => {}
             }
         }
+        assert_eq!(SetId::learned_scoped(true).name(), "t40_dns_port_v6");
+        assert_eq!(SetId::live_scoped(false, false).name(), "t20_security_deny_port_v4");
         assert_eq!(SetId::parse("t40_project_allow_v4 "), None);
         assert_eq!(SetId::learned(true).name(), "t40_dns_v6");
         assert_eq!(SetId::window(false).name(), "bypass_window_v4");

@@ -162,7 +162,8 @@ impl Checker<'_> {
         self.require(t10_first.is_some(), || "the override tier's rules are missing".into());
         self.before(hard_last, t10_first, "the hard-deny floor is not above the override tier");
         let t20_rejects = self.output().iter().filter(|r| uses(r, "t20_") && r.contains("reject")).count();
-        self.require(t20_rejects == 4, || "the deny tier does not reject".into());
+        let t20_sets = crate::sets::SetId::all().filter(|s| s.denies()).count();
+        self.require(t20_rejects == t20_sets, || "the deny tier does not reject".into());
         private_first
     }
 

@@ -43,6 +43,12 @@ fn ruleset_nft_with_seeds() {
         t10_override: vec![n("10.222.222.10")],
         t20_security_deny: vec![n("198.51.100.66"), n("2001:db8:bad::/48")],
         t40_project_allow: vec![n("198.51.100.10"), n("2001:db8:100::10"), n("198.51.100.128/25")],
+        t40_project_allow_ports: terok_shield_ruleset::Scoped::of(
+            n("198.51.100.20"),
+            &terok_shield_policy::Ports::parse("443,8000-8100").unwrap_or_else(|e| panic!("{e}")),
+        )
+        .collect(),
+        ..Seeds::default()
     };
     insta::assert_snapshot!("ruleset_nft_seeded", ruleset_nft(&NetFacts::pasta(), &seeds));
 }

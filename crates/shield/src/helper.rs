@@ -12,19 +12,21 @@
 //! | `reader <state_dir> <container> [options]` | the container's NFLOG reader ([`crate::observe::reader::ReaderSpec`]) | the bridge hook, detached |
 //! | `ns set-element <into> <out_of> <address>` | [`NsOp::SetElement`] | a verb, inside the container's namespaces |
 //! | `ns kill-flows [NET…]` | [`NsOp::KillFlows`] | a verb, likewise |
+//! | `ns scoped <into> <out_of> ELEMENT…` | [`NsOp::Scoped`] | a verb, likewise |
 //! | `ns end-flows` (a table listing on stdin) | [`NsOp::EndFlows`] | a posture change or a reset, likewise |
 //! | `ns restart-dnsmasq <state_dir>` | [`NsOp::RestartDnsmasq`] | a verb, likewise |
 //!
 //! An `ns` operation exits 0 when done, [`EXIT_NO_SETS`] when the container's table has no
-//! allow/deny sets (it is quarantined), 2 on bad arguments and 1 on any other failure, with
-//! the one-line message on stderr.
+//! allow/deny sets (it is quarantined), [`EXIT_OVERLAP`] when the kernel refused a scoped
+//! element that starts or ends inside one already there, 2 on bad arguments and 1 on any
+//! other failure, with the one-line message on stderr.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use terok_shield_policy::IpNet;
-use terok_shield_ruleset::{Flow, Listing, SetId};
+use terok_shield_ruleset::{Flow, Listing, Scoped, SetId};
 
 use crate::bundle::Bundle;
 use crate::control::ControlError;
@@ -38,6 +40,9 @@ pub const HELPER_BINARY: &str = "terok-shield-hook";
 
 /// The exit code of an `ns` operation that found no allow/deny sets in the table.
 pub const EXIT_NO_SETS: u8 = 3;
+
+/// The exit code of `ns scoped` when an element overlaps one already in the set.
+pub const EXIT_OVERLAP: u8 = 4;
 
 /// How long an `ns` operation may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,6 +64,7 @@ impl Helper {
         match cmd.run_ok() {
             Ok(_) => Ok(()),
             Err(ExecError::Failed { rc, .. }) if rc == i32::from(EXIT_NO_SETS) => Err(ControlError::NoSets.into()),
+            Err(ExecError::Failed { rc, .. }) if rc == i32::from(EXIT_OVERLAP) => Err(ControlError::Overlap.into()),
             Err(ExecError::Failed { rc, stderr, .. }) if rc > 0 && rc != 127 => {
                 Err(ControlError::Helper { message: stderr }.into())
             }
@@ -73,6 +79,9 @@ pub enum NsOp {
     /// Take `address` out of `out_of` when it is there and put it into `into`, in one
     /// transaction; check that it is there; when `into` denies, end the flows to it.
     SetElement { into: SetId, out_of: SetId, address: IpAddr },
+    /// Take each port-scoped element out of `out_of` where it is there, then put them all
+    /// into `into` in one transaction.
+    Scoped { into: SetId, out_of: SetId, elements: Vec<Scoped> },
     /// Delete the conntrack entries to these networks (all entries when empty).
     KillFlows(Vec<IpNet>),
     /// Delete every conntrack entry whose flow the table in this listing (`nft list
@@ -92,6 +101,10 @@ impl NsOp {
             NsOp::KillFlows(nets) => {
                 std::iter::once("kill-flows".to_string()).chain(nets.iter().map(IpNet::to_string)).collect()
             }
+            NsOp::Scoped { into, out_of, elements } => ["scoped".to_string(), into.name().into(), out_of.name().into()]
+                .into_iter()
+                .chain(elements.iter().map(Scoped::to_arg))
+                .collect(),
             NsOp::EndFlows(_) => vec!["end-flows".into()],
             NsOp::RestartDnsmasq { state_dir } => vec!["restart-dnsmasq".into(), state_dir.display().to_string()],
         }
@@ -110,6 +123,7 @@ impl NsOp {
     pub fn run(&self, path_var: Option<&std::ffi::OsStr>) -> Result<()> {
         match self {
             NsOp::SetElement { into, out_of, address } => set_element(*into, *out_of, *address),
+            NsOp::Scoped { into, out_of, elements } => scoped(*into, *out_of, elements),
             NsOp::KillFlows(nets) => {
                 conntrack::kill_flows(if nets.is_empty() { None } else { Some(nets) })?;
                 Ok(())
@@ -126,6 +140,7 @@ impl NsOp {
     pub fn exit_code(e: &Error) -> u8 {
         match e {
             Error::Control(ControlError::NoSets) => EXIT_NO_SETS,
+            Error::Control(ControlError::Overlap) => EXIT_OVERLAP,
             _ => 1,
         }
     }
@@ -146,6 +161,29 @@ fn set_element(into: SetId, out_of: SetId, address: IpAddr) -> Result<()> {
         conntrack::kill_flows(Some(&[IpNet::host(address)]))?;
     }
     Ok(())
+}
+
+/// Port-scoped elements moved over netlink: out of `out_of` one by one (each only where it
+/// is), then into `into` in one transaction.
+fn scoped(into: SetId, out_of: SetId, elements: &[Scoped]) -> Result<()> {
+    let mut nl = nftnl::Loader::open()?;
+    if !nl.has_set(into)? {
+        return Err(ControlError::NoSets.into());
+    }
+    for e in elements {
+        nl.remove_scoped(out_of, e)?;
+    }
+    match nl.add_scoped(into, elements, None) {
+        Err(crate::kernel::NetlinkError::Transaction { source, .. })
+            if matches!(
+                *source,
+                crate::kernel::NetlinkError::SetRefused { errno: nix::errno::Errno::ENOTEMPTY, .. }
+            ) =>
+        {
+            Err(ControlError::Overlap.into())
+        }
+        other => Ok(other?),
+    }
 }
 
 /// End the flows `listing`'s table would not accept as new: every tracked flow is judged

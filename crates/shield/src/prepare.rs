@@ -145,7 +145,9 @@ pub fn pre_start(ctx: &Context, req: &Request) -> Result<Prepared> {
         t40_project_allow: effective.t40_seed(&dns.resolved),
         t20_security_deny: effective.t20_seed(&dns.deny_resolved),
         t10_override: effective.t10_seed(&dns.override_resolved),
-    };
+        ..Seeds::default()
+    }
+    .with_ports(&effective);
     let network_mode = match &net {
         Net::Rootless(m) => m.as_str(),
         Net::Rootful => "bridge",

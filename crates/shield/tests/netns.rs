@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{can_run, Lab, Netns, Probe};
+use support::{can_run, Lab, Netns, Probe, OTHER_PORT};
 use support::{HOST_ALLOWED_V4, HOST_ALLOWED_V6, HOST_DENIED_V4, HOST_PRIVATE_V4, HOST_UNLISTED_V4, HOST_UNLISTED_V6};
 use terok_shield_policy::IpNet;
 use terok_shield_ruleset::{classify, render_table, ruleset_nft, verify, NetFacts, Posture, Seeds, ShieldState};
@@ -77,6 +77,7 @@ fn seeded_ruleset_loads_and_authored_elements_never_expire() {
             net("198.51.100.128/25"),
             net("198.51.100.192/26"),
         ],
+        ..Seeds::default()
     };
     ns.nft_load(&ruleset_nft(&NetFacts::pasta(), &seeds)).unwrap_or_else(|e| panic!("nft refused ruleset.nft: {e}"));
     let allow_v4 = ns.nft(&["list", "set", "inet", "terok_shield", "t40_project_allow_v4"]);
@@ -168,4 +169,57 @@ fn down_disengaged_and_quarantine_behave_as_specified() {
     lab.client.nft_load(&replace(Posture::Quarantine)).unwrap_or_else(|e| panic!("{e}"));
     assert!(lab.client.nft_load(&seeds_text(&allow)).is_err(), "QUARANTINE has no sets to seed");
     expect(&lab, HOST_ALLOWED_V4, 1, Probe::TimedOut, "QUARANTINE: silently dropped");
+}
+
+/// Port-scoped rules in a real kernel: an address allowed on port 80 answers there and is
+/// rejected on the other port it serves; a scoped deny closes one port of an allowed
+/// network; the listing verifies and the admission interpreter reads it the same way.
+#[test]
+fn port_scoped_rules_open_only_their_ports() {
+    if !can_run("port_scoped_rules_open_only_their_ports") {
+        return;
+    }
+    use terok_shield_policy::{Ports, Proto};
+    use terok_shield_ruleset::{Flow, Listing, Scoped};
+    let lab = Lab::new();
+    let tcp = |p| Ports::single(Proto::Tcp, p);
+    let scoped = |host: &str, ports: &Ports| Scoped::of(net(host), ports).collect::<Vec<_>>();
+    let mut allow = scoped(HOST_ALLOWED_V4, &tcp(80));
+    allow.extend(scoped(HOST_ALLOWED_V6, &tcp(80)));
+    allow.extend(scoped("198.51.100.0/24", &Ports::parse("80,8080/udp").unwrap_or_else(|e| panic!("{e}"))));
+    allow.extend(scoped(HOST_UNLISTED_V4, &tcp(OTHER_PORT)));
+    let seeds = Seeds {
+        t40_project_allow_ports: allow,
+        t40_project_allow: vec![net(HOST_DENIED_V4)],
+        t20_security_deny_ports: scoped(HOST_DENIED_V4, &tcp(OTHER_PORT)),
+        ..Seeds::default()
+    };
+    lab.client.nft_load(&ruleset_nft(&NetFacts::pasta(), &seeds)).unwrap_or_else(|e| panic!("{e}"));
+    for host in [HOST_ALLOWED_V4, HOST_ALLOWED_V6] {
+        expect(&lab, host, 3, Probe::Answered, "allowed on port 80");
+        assert!(
+            matches!(lab.probe_port(host, OTHER_PORT, 3), Probe::Rejected(_)),
+            "{host}:{OTHER_PORT} must be rejected"
+        );
+    }
+    assert!(matches!(lab.probe_port(HOST_UNLISTED_V4, 80, 3), Probe::Rejected(_)), "UDP 80 does not open TCP 80");
+    assert_eq!(lab.probe_port(HOST_UNLISTED_V4, OTHER_PORT, 3), Probe::Answered);
+    assert_eq!(lab.probe_port(HOST_DENIED_V4, 80, 3), Probe::Answered, "the whole allow");
+    assert!(matches!(lab.probe_port(HOST_DENIED_V4, OTHER_PORT, 3), Probe::Rejected(_)), "the scoped deny wins");
+    let listing = lab.client.list_table();
+    assert_eq!(verify(Posture::Up, &listing), Ok(()), "{listing}");
+    let l = Listing::parse(&listing);
+    let flow = |dst: &str, proto, port| Flow {
+        proto,
+        dst: dst.parse().unwrap_or_else(|e| panic!("{e}")),
+        dport: Some(port),
+        local: false,
+    };
+    assert!(l.admits(&flow(HOST_ALLOWED_V4, 6, 80)));
+    assert!(!l.admits(&flow(HOST_ALLOWED_V4, 6, OTHER_PORT)));
+    assert!(!l.admits(&flow(HOST_ALLOWED_V4, 17, 81)));
+    assert!(l.admits(&flow(HOST_ALLOWED_V4, 17, 80)), "the /24 opens UDP 80");
+    assert!(l.admits(&flow("198.51.100.99", 17, 8080)));
+    assert!(l.admits(&flow(HOST_ALLOWED_V6, 6, 80)));
+    assert!(!l.admits(&flow(HOST_DENIED_V4, 6, OTHER_PORT)));
 }

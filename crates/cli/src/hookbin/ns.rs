@@ -22,6 +22,23 @@ pub fn parse(args: &[String]) -> Result<NsOp, String> {
                 addr.parse().map_err(|_| format!("Invalid IP: {}", terok_shield_policy::sanitize::quoted(addr)))?;
             Ok(NsOp::SetElement { into: set(into)?, out_of: set(out_of)?, address })
         }
+        Some((op, rest)) if op == "scoped" => {
+            let [into, out_of, words @ ..] = rest else {
+                return Err("usage: ns scoped <into> <out_of> ELEMENT…".into());
+            };
+            let elements = words
+                .iter()
+                .map(|w| {
+                    terok_shield_ruleset::Scoped::from_arg(w)
+                        .ok_or_else(|| format!("Invalid element: {}", terok_shield_policy::sanitize::quoted(w)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let (into, out_of) = (set(into)?, set(out_of)?);
+            if !into.is_scoped() || !out_of.is_scoped() || elements.is_empty() {
+                return Err("usage: ns scoped <into> <out_of> ELEMENT… (port-scoped sets)".into());
+            }
+            Ok(NsOp::Scoped { into, out_of, elements })
+        }
         Some((op, rest)) if op == "kill-flows" => {
             let nets: Result<Vec<IpNet>, _> = rest.iter().map(|a| a.parse::<IpNet>()).collect();
             Ok(NsOp::KillFlows(nets.map_err(|e| e.to_string())?))
@@ -31,7 +48,7 @@ pub fn parse(args: &[String]) -> Result<NsOp, String> {
             [dir] => Ok(NsOp::RestartDnsmasq { state_dir: PathBuf::from(dir) }),
             _ => Err("usage: ns restart-dnsmasq <state_dir>".into()),
         },
-        _ => Err("usage: ns set-element|kill-flows|end-flows|restart-dnsmasq …".into()),
+        _ => Err("usage: ns set-element|scoped|kill-flows|end-flows|restart-dnsmasq …".into()),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use terok_shield::config::DnsChoice;
 use terok_shield::dns::DnsMode;
-use terok_shield_policy::{Action, Entry, Target, TierSet};
+use terok_shield_policy::{Action, Entry, TierSet};
 use terok_shield_ruleset::{render_table, seed_statements, NetFacts, Posture, Seeds};
 
 use crate::args::profile_list;
@@ -34,10 +34,13 @@ pub fn run(ctx: &Context, req: Request) -> CliResult {
     let mut text = format!("# Ruleset preview ({}):\n{}", posture.label(), render_table(posture, &facts));
     if let Some(tiers) = tiers {
         let eff = tiers.effective();
-        let seeds = Seeds {
-            t40_project_allow: if posture == Posture::Up { eff.t40_seed(&[]) } else { Vec::new() },
-            t20_security_deny: if posture == Posture::Disengaged { Vec::new() } else { eff.t20_seed(&[]) },
-            t10_override: Vec::new(),
+        let all =
+            Seeds { t40_project_allow: eff.t40_seed(&[]), t20_security_deny: eff.t20_seed(&[]), ..Seeds::default() }
+                .with_ports(&eff);
+        let seeds = match posture {
+            Posture::Up => all,
+            Posture::Down => all.without_allows(),
+            _ => Seeds::default(),
         };
         let max = terok_shield_ruleset::seeds::MAX_ELEMENTS_PER_STATEMENT;
         for stmt in seed_statements(&seeds, max, max) {
@@ -63,7 +66,8 @@ fn policy(ctx: &Context, req: &Request) -> CliResult<Option<TierSet>> {
     let mut tiers = TierSet { project_allow: ctx.profile_dirs().compose(&names)?, ..TierSet::default() };
     for (action, targets) in [(Action::Allow, &req.allow), (Action::Deny, &req.deny)] {
         for t in targets {
-            let entry = Entry::new(action, Target::parse(t)?);
+            let (target, ports) = terok_shield_policy::target::parse_scoped(t)?;
+            let entry = Entry { ports, ..Entry::new(action, target) };
             terok_shield_policy::overlay::upsert(&mut tiers.live, entry);
         }
     }

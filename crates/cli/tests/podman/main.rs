@@ -14,6 +14,7 @@ mod dns;
 mod floors;
 mod lifecycle;
 mod observe;
+mod ports;
 mod resolver;
 mod setup;
 mod streams;

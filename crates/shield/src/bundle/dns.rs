@@ -153,6 +153,14 @@ pub fn plan(i: &Inputs) -> Result<Plan> {
             return Err(DnsError::WildcardsNeedAnswers { mode: i.mode.as_str(), names: wild.join(", ") }.into());
         }
     }
+    let scoped_names = e.scoped_domains();
+    if !scoped_names.is_empty() && i.mode != DnsMode::Resolver {
+        return Err(DnsError::PortsNeedResolver { mode: i.mode.as_str(), names: scoped_names.join(", ") }.into());
+    }
+    let unpinnable = e.scoped_overrides.iter().chain(&e.scoped_denies).find(|(t, _)| t.as_domain().is_some());
+    if let Some((t, p)) = unpinnable {
+        return Err(DnsError::ScopedNameUnsupported(format!("{t}:{p}")).into());
+    }
     let overrides: Vec<&Target> = e.overrides.iter().filter(|t| **t != Target::Localhost).collect();
     p.override_resolved = i.caches.resolve(overrides, OVERRIDE_RESOLVED, "override")?;
     let denies: Vec<&Target> = e.denies.iter().filter(|t| **t != Target::Localhost).collect();

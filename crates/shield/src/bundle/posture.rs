@@ -38,7 +38,7 @@ pub fn table(bundle: &Bundle, posture: Posture) -> Result<String> {
 pub fn seeds(posture: Posture, all: Seeds) -> Seeds {
     match posture {
         Posture::Up => all,
-        Posture::Down => Seeds { t40_project_allow: Vec::new(), ..all },
+        Posture::Down => all.without_allows(),
         Posture::Disengaged | Posture::Quarantine => Seeds::default(),
     }
 }

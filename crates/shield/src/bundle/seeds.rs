@@ -21,5 +21,7 @@ pub fn derive(bundle: &Bundle) -> Result<Seeds> {
         t40_project_allow: effective.t40_seed(&bundle.read_addresses(RESOLVED_IPS)?),
         t20_security_deny: effective.t20_seed(&bundle.read_addresses(DENY_RESOLVED)?),
         t10_override: effective.t10_seed(&bundle.read_addresses(OVERRIDE_RESOLVED)?),
-    })
+        ..Seeds::default()
+    }
+    .with_ports(&effective))
 }

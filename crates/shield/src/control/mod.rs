@@ -16,6 +16,7 @@ use terok_shield_ruleset::{classify, script, Posture, SetId, ShieldState};
 
 mod addresses;
 mod names;
+mod ports;
 
 use crate::audit::{self, Row};
 use crate::bundle::dns::{explicit_allows, refresh_dnsmasq_conf, refused_note};
@@ -57,6 +58,16 @@ pub enum ControlError {
     Resolver(String),
     #[error("{}: not an absolute path", .0.display())]
     NotAbsolute(std::path::PathBuf),
+    /// The kernel refused a port-scoped element that starts or ends inside one already in
+    /// its set (the caller loads the set's whole canonical content instead).
+    #[error("a port-scoped element overlaps one already in its set")]
+    Overlap,
+    #[error("{0} is denied on every port: allow it as a whole, or remove the deny first")]
+    DeniedWhole(String),
+    #[error("{0}: ports on a name need the shield's resolver (dns.tier: resolver)")]
+    PortsNeedResolver(String),
+    #[error("{0}: no allow of this name has exactly these ports; deny the name as a whole to close it")]
+    NameNotScoped(String),
     /// A deny the override tier would overrule.
     #[error(
         "{element} overlaps the override {by}, which wins over any deny: remove the override from the profile first"
@@ -170,7 +181,7 @@ impl<'a> Container<'a> {
     pub fn reset(&self, audit: bool) -> Result<()> {
         let (nft, ns) = self.running()?;
         let _lock = lock_bundle(&self.bundle.dir)?;
-        nft.apply(&script::flush(&SetId::learned_sets())).map_err(|e| match e.refusal() {
+        nft.apply(&script::flush(&SetId::all_learned())).map_err(|e| match e.refusal() {
             Some(Refusal::NoSuchObject) => ControlError::NoLearnedSets.into(),
             _ => Error::from(e),
         })?;

@@ -8,7 +8,15 @@ use crate::dns::DnsMode;
 
 impl Container<'_> {
     pub(super) fn change_target(&self, action: Action, raw: &str, audit: bool) -> Result<Vec<Change>> {
-        match Target::parse(raw)? {
+        let (target, ports) = terok_shield_policy::target::parse_scoped(raw)?;
+        if let Some(ports) = ports {
+            return match target {
+                Target::Net(n) => Ok(vec![self.change_scoped_net(action, n, ports, audit)?]),
+                Target::Localhost => Err(ControlError::Localhost.into()),
+                Target::Domain(d) => self.change_scoped_name(action, d, ports, audit),
+            };
+        }
+        match target {
             Target::Net(n) => Ok(vec![self.change_net(action, n, raw, audit)?]),
             Target::Localhost => Err(ControlError::Localhost.into()),
             Target::Domain(d) if self.bundle.dns_mode()? == Some(DnsMode::Resolver) => {
@@ -49,7 +57,7 @@ impl Container<'_> {
                 // It could not act on the change: a deny still cuts everything learned.
                 if action == Action::Deny {
                     let (nft, _) = self.running()?;
-                    nft.apply(&script::flush(&SetId::learned_sets()))?;
+                    nft.apply(&script::flush(&SetId::all_learned()))?;
                 }
                 return Err(ControlError::Resolver(e).into());
             }
@@ -62,7 +70,7 @@ impl Container<'_> {
                 )));
                 if action == Action::Deny {
                     let (nft, _) = self.running()?;
-                    nft.apply(&script::flush(&SetId::learned_sets()))?;
+                    nft.apply(&script::flush(&SetId::all_learned()))?;
                 }
                 Vec::new()
             }
@@ -135,7 +143,7 @@ impl Container<'_> {
             // names still allowed are learned again at their next lookup.
             if action == Action::Deny && self.bundle.dns_mode()?.is_some_and(|m| m.follows_answers()) {
                 let (nft, _) = self.running()?;
-                nft.apply(&script::flush(&SetId::learned_sets()))?;
+                nft.apply(&script::flush(&SetId::all_learned()))?;
                 self.end_unadmitted_flows(&nft, ns)?;
                 (self.report)(Report::Note(format!(
                     "{domain}: every address learned from DNS answers was forgotten (dnsmasq does not say which name gave which); allowed names are learned again at their next lookup"

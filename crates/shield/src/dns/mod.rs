@@ -91,6 +91,12 @@ pub enum DnsError {
     /// Wildcards in a policy whose DNS mode resolves names only at launch.
     #[error("wildcard entries need live DNS resolution, which the {mode} tier does not do: {names}. Drop the wildcards or install a dnsmasq built with nftset.")]
     WildcardsNeedAnswers { mode: &'static str, names: String },
+    /// Names with a port scope where the shield's resolver does not answer.
+    #[error("ports on names need the shield's resolver (dns.tier: resolver), not the {mode} tier: {names}")]
+    PortsNeedResolver { mode: &'static str, names: String },
+    /// A scoped name the resolver cannot pin: an override, or a deny no allow matches.
+    #[error("{0}: a name with ports can only be allowed (in a provider or project profile) or have exactly that allow withdrawn; deny or override the name as a whole")]
+    ScopedNameUnsupported(String),
     /// A live wildcard allow or deny on such a mode.
     #[error("'{name}': wildcard entries need live DNS resolution, which the {mode} tier does not do; name the hosts instead")]
     WildcardNeedsAnswers { name: String, mode: String },

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use terok_shield_policy::IpNet;
-use terok_shield_ruleset::seeds::set_elements;
+use terok_shield_ruleset::seeds::{scoped_set_elements, set_elements};
 use terok_shield_ruleset::verify::{verify, VerifyError};
 use terok_shield_ruleset::{render_table, script, NetFacts, Posture, Seeds, SetId, SetKind};
 
@@ -249,6 +249,19 @@ impl<'a> Nft<'a> {
             };
             let addresses: Vec<std::net::IpAddr> = elements.iter().map(IpNet::addr).collect();
             loader.add(*set, &addresses)?;
+        }
+        for (set, elements) in scoped_set_elements(seeds).into_iter().filter(|(_, e)| !e.is_empty()) {
+            if self.namespaces.is_some() {
+                for chunk in elements.chunks(BATCH_NETWORKS) {
+                    self.apply(&script::add_scoped(set, chunk))?;
+                }
+                continue;
+            }
+            let loader = match &mut netlink {
+                Some(l) => l,
+                None => netlink.insert(super::nftnl::Loader::open()?),
+            };
+            loader.add_scoped(set, &elements, None)?;
         }
         Ok(listing)
     }

@@ -17,6 +17,8 @@ pub const HOST_DENIED_V4: &str = "198.51.100.12";
 pub const HOST_ALLOWED_V6: &str = "2001:db8:100::10";
 pub const HOST_UNLISTED_V6: &str = "2001:db8:100::11";
 pub const HOST_PRIVATE_V4: &str = "10.222.222.10";
+/// The test hosts serve their page on this port too.
+pub const OTHER_PORT: u16 = 8080;
 
 /// True when these tests can run: root, `ip`, `nft` and `busybox` present. Otherwise print
 /// why and return false, unless `TEROK_SHIELD_REQUIRE_NETNS=1` (the README's test command),
@@ -141,7 +143,8 @@ pub enum Probe {
 pub struct Lab {
     pub client: Netns,
     pub server: Netns,
-    httpd: Option<Child>,
+    /// The test page on port 80 and on [`OTHER_PORT`].
+    httpd: Vec<Child>,
     _www: tempfile::TempDir,
 }
 
@@ -180,15 +183,19 @@ impl Lab {
         client.ip(&["route", "add", "2001:db8:100::/64", "via", "2001:db8:ff::2"]);
         let www = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(www.path().join("index.html"), "tshield-ok\n").unwrap_or_else(|e| panic!("{e}"));
-        let httpd = server
-            .cmd("busybox")
-            .args(["httpd", "-f", "-p", "80", "-h"])
-            .arg(www.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("busybox httpd: {e}"));
-        let lab = Lab { client, server, httpd: Some(httpd), _www: www };
+        let httpd = ["80", &OTHER_PORT.to_string()]
+            .map(|port| {
+                server
+                    .cmd("busybox")
+                    .args(["httpd", "-f", "-p", port, "-h"])
+                    .arg(www.path())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|e| panic!("busybox httpd: {e}"))
+            })
+            .into();
+        let lab = Lab { client, server, httpd, _www: www };
         lab.wait_for_httpd();
         lab
     }
@@ -196,7 +203,7 @@ impl Lab {
     fn wait_for_httpd(&self) {
         for _ in 0..100 {
             let listening = run_ok(self.server.cmd("busybox").args(["netstat", "-ltn"]));
-            if listening.contains(":80 ") {
+            if listening.contains(":80 ") && listening.contains(&format!(":{OTHER_PORT} ")) {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -206,11 +213,16 @@ impl Lab {
 
     /// One HTTP request from the client to `host`, waiting at most `wait_s` seconds.
     pub fn probe(&self, host: &str, wait_s: u32) -> Probe {
+        self.probe_port(host, 80, wait_s)
+    }
+
+    /// One HTTP request from the client to `host`:`port`.
+    pub fn probe_port(&self, host: &str, port: u16, wait_s: u32) -> Probe {
         use std::io::Write;
         let mut child = self
             .client
             .cmd("busybox")
-            .args(["nc", "-w", &wait_s.to_string(), host, "80"])
+            .args(["nc", "-w", &wait_s.to_string(), host, &port.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -234,7 +246,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if let Some(mut h) = self.httpd.take() {
+        for h in &mut self.httpd {
             let _ = h.kill();
             let _ = h.wait();
         }

@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use terok_shield_policy::rebind::is_guarded;
-use terok_shield_policy::{DomainRules, DomainVerdict, IpNet};
+use terok_shield_policy::{DomainRules, DomainVerdict, IpNet, NameScope};
+use terok_shield_ruleset::scoped::canonical;
+use terok_shield_ruleset::Scoped;
 use terok_shield_ruleset::SetId;
 
 use super::message::{self, Incoming, Question};
@@ -82,6 +84,8 @@ pub(crate) struct Resolver {
     bundle: Bundle,
     sets: nftnl::Loader,
     learned: Learned,
+    /// The port-scoped elements put in for each learned address, and until when.
+    pinned: HashMap<IpAddr, Vec<(Scoped, Instant)>>,
     ids: crate::dns::ids::Ids,
     /// One datagram at a time (allocated once: the helper's memory stays flat).
     buf: Vec<u8>,
@@ -108,6 +112,7 @@ impl Resolver {
             bundle,
             sets,
             learned: Learned::default(),
+            pinned: HashMap::new(),
             ids: crate::dns::ids::Ids::new(),
             buf: vec![0u8; message::MAX_MESSAGE],
         };
@@ -147,6 +152,10 @@ impl Resolver {
         let addrs = self.learned.covered(rule);
         for a in &addrs {
             self.sets.remove(SetId::learned(a.is_ipv6()), *a)?;
+            for (e, _) in self.pinned.get(a).cloned().unwrap_or_default() {
+                self.sets.remove_scoped(SetId::learned_scoped(a.is_ipv6()), &e)?;
+            }
+            self.pinned.remove(a);
         }
         if !addrs.is_empty() {
             let nets: Vec<IpNet> = addrs.iter().map(|a| IpNet::host(*a)).collect();
@@ -284,8 +293,14 @@ impl Resolver {
         if !addrs.is_empty() && !self.learned.has_room(name, now) {
             return Err(DnsError::LearnedFull.into());
         }
+        let scope = self.rules.judge(name).1;
         for a in addrs {
             let timeout = secs(self.ttl.timeout(a.ttl));
+            if let NameScope::Ports(ports) = &scope {
+                self.pin(a.addr, ports, timeout, now)?;
+                self.learned.record(name, &[a.addr], now + timeout);
+                continue;
+            }
             let set = SetId::learned(a.addr.is_ipv6());
             let left = self.sets.remaining(set, a.addr)?;
             if left.is_none_or(|l| l < timeout) {
@@ -298,6 +313,42 @@ impl Resolver {
             }
             self.learned.record(name, &[a.addr], now + timeout);
         }
+        Ok(())
+    }
+
+    /// Put `addr` in the port-scoped learned set on `ports`, merged with what it holds for
+    /// the address already (elements of one address must not overlap), for at least
+    /// `timeout`: one transaction replacing the address's elements.
+    fn pin(
+        &mut self,
+        addr: IpAddr,
+        ports: &[terok_shield_policy::Ports],
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<()> {
+        let set = SetId::learned_scoped(addr.is_ipv6());
+        let host = IpNet::host(addr);
+        let held: Vec<(Scoped, Instant)> =
+            self.pinned.remove(&addr).unwrap_or_default().into_iter().filter(|(_, until)| *until > now).collect();
+        let until = held.iter().map(|(_, u)| *u).fold(now + timeout, Instant::max);
+        let wanted = canonical(
+            held.iter().map(|(e, _)| *e).chain(ports.iter().flat_map(|p| Scoped::of(host, p).collect::<Vec<_>>())),
+        );
+        let old: Vec<Scoped> = held.iter().map(|(e, _)| *e).collect();
+        if wanted == old && held.iter().all(|(_, u)| *u >= now + timeout) {
+            self.pinned.insert(addr, held);
+            return Ok(());
+        }
+        let left = until.saturating_duration_since(now);
+        if self.sets.replace_scoped(set, &old, &wanted, Some(left)).is_err() {
+            // Something of the old elements is gone already (expired, or flushed by a
+            // reset): take out what is there, then put the whole scope in.
+            for e in &old {
+                self.sets.remove_scoped(set, e)?;
+            }
+            self.sets.add_scoped(set, &wanted, Some(left))?;
+        }
+        self.pinned.insert(addr, wanted.into_iter().map(|e| (e, until)).collect());
         Ok(())
     }
 
