@@ -72,13 +72,18 @@ def main():
         flags_r = [f for f in json.loads(r.stdout) if f not in ("--name", name_r)]
         ours.run(["podman", "run", "-d", "--name", name_o, "--hooks-dir", ours_hooks] + flags_o + [image, "sleep", "900"], {"PATH": BASE_PATH})
         ref.run(["podman", "run", "-d", "--name", name_r, "--hooks-dir", ref_hooks] + flags_r + [image, "sleep", "900"], {"PATH": BASE_PATH})
-        o, rr, ref_error = [], [], None
+        o, op, rr, ref_error = [], [], [], None
         for i in range(a.runs):
             ip = "198.51.100.%d" % (100 + i)
             (dt, rc, err), = timed(ours, [[bins + "/terok-shield", "allow", name_o, ip]])
             if rc != 0:
                 sys.exit("our allow failed: %s" % err)
             o.append(dt)
+            # The same with a port (issue 17): another address, on TCP 443 only.
+            (dt, rc, err), = timed(ours, [[bins + "/terok-shield", "allow", name_o, "198.51.100.%d:443" % (200 + i)]])
+            if rc != 0:
+                sys.exit("our allow with a port failed: %s" % err)
+            op.append(dt)
             (dt, rc, err), = timed(ref, [[a.ref, "--state-dir", w + "/state-ref", "allow", name_r, ip]])
             if rc == 0:
                 rr.append(dt)
@@ -112,12 +117,13 @@ def main():
                     failed[label] = next(((err or ["exit %d" % rc])[-1] for _, rc, err in runs if rc != 0), "")
         for side, name in ((ours, name_o), (ref, name_r)):
             side.run(["podman", "rm", "-f", name], {"PATH": BASE_PATH}, check=False)
-        results[mode] = (o, rr, ref_error, st.stdout.strip(), succ, postures, failed)
+        results[mode] = (o, rr, ref_error, st.stdout.strip(), succ, postures, failed, op)
 
     print("allow latency, %d interleaved allows per side; median (p10-p90)" % a.runs)
-    for mode, (o, rr, ref_error, ref_status, succ, postures, failed) in results.items():
+    for mode, (o, rr, ref_error, ref_status, succ, postures, failed, op) in results.items():
         print("\n[%s]" % mode)
         print("  ours:      %s" % med(o))
+        print("  ours, with a port (addr:443): %s, with/without = %.2f" % (med(op), statistics.median(op) / statistics.median(o)))
         if rr:
             print("  reference: %s" % med(rr))
             print("  ours/reference = %.3f" % (statistics.median(o) / statistics.median(rr)))

@@ -16,6 +16,7 @@ descriptors running the hook under GNU time) and the prepare time of a 100 000-e
 allowlist.
 """
 import argparse
+import ipaddress
 import json
 import os
 import random
@@ -131,6 +132,30 @@ def wrap_hooks(hooks, dst, time_format, extra_env, owner):
     return log
 
 
+def big_lines(n, kind):
+    """The big allowlist (the same as crates/cli/tests/hook.rs's mixed_allowlist)."""
+    if kind == "hosts":
+        return ["+%d.%d.%d.%d\n" % (11, (i * 3) >> 16 & 255, (i * 3) >> 8 & 255, (i * 3) & 255) for i in range(n)]
+    port = ":443" if kind == "mixed-ports" else ""
+    v4 = lambda base, k: str(ipaddress.IPv4Address(base + k * 8))
+    out = []
+    for i in range(n):
+        k = i // 4
+        if i % 4 == 0:
+            out.append("+%s%s\n" % (v4(0x0B000000, k), port))
+        elif i % 4 == 1:
+            out.append("+%s/29%s\n" % (v4(0x0C000000, k), port))
+        else:
+            if i % 4 == 2:
+                host = "%s" % ipaddress.IPv6Address((0x20010db80001 << 80) | k)
+            elif k % 2 == 0:
+                host = "%s/64" % ipaddress.IPv6Address((0x20010db80002 << 80) | (k << 64))
+            else:
+                host = "%s/112" % ipaddress.IPv6Address((0x20010db80003 << 80) | (k << 16))
+            out.append("+[%s]%s\n" % (host, port) if port else "+%s\n" % host)
+    return out
+
+
 def stats(xs):
     xs = sorted(xs)
     q = statistics.quantiles(xs, n=10) if len(xs) > 1 else xs * 9
@@ -149,6 +174,8 @@ def main():
     ap.add_argument("--runs", type=int, default=21)
     ap.add_argument("--modes", default="rootful,rootless")
     ap.add_argument("--big", type=int, default=100000, help="entries for the prepare benchmark (0: skip)")
+    ap.add_argument("--big-kind", default="hosts", choices=("hosts", "mixed", "mixed-ports"),
+                    help="the big allowlist: IPv4 addresses; or half networks (IPv4 /29, IPv6 /64 and /112), half addresses; or that with :443 on every entry")
     a = ap.parse_args()
     tenv, user, image, uid, home, work, bins, refbin = workdir(a.ours, "tsh-bench-", dnsmasq=True)
     results = {}
@@ -159,7 +186,7 @@ def main():
         plain = Side(mode, user, {k: v for k, v in ours.env.items() if k in keep})
         if a.big:
             with open(os.path.join(w, "conf/profiles/big.txt"), "w") as f:
-                f.writelines("+%d.%d.%d.%d\n" % (11, (i * 3) >> 16 & 255, (i * 3) >> 8 & 255, (i * 3) & 255) for i in range(a.big))
+                f.writelines(big_lines(a.big, a.big_kind))
 
         def prepare(side, name, profile="lab"):
             if side is ours:

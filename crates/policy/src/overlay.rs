@@ -2,11 +2,11 @@
 
 use crate::grammar::Entry;
 
-/// Put `entry` at the end in place of the entry naming the same target and scope. A whole
-/// entry (no ports) speaks for the target on every port: it replaces the target's scoped
-/// entries too.
+/// Put `entry` at the end in place of the entry naming the same target and port scope. The
+/// target's entries with other scopes stay: each is in force in the kernel on its own
+/// (`allow C host` after `deny C host:22` leaves port 22 denied; `allow C host:22` undoes it).
 pub fn upsert(live: &mut Vec<Entry>, entry: Entry) {
-    live.retain(|e| e.target != entry.target || (entry.ports.is_some() && e.ports != entry.ports));
+    live.retain(|e| e.target != entry.target || e.ports != entry.ports);
     live.push(entry);
 }
 
@@ -28,6 +28,8 @@ mod tests {
         upsert(&mut live, scoped("-1.2.3.4:443"));
         assert_eq!(render_policy(&live), "+a.example\n-1.2.3.4\n-1.2.3.4:22\n-1.2.3.4:443\n");
         upsert(&mut live, scoped("+1.2.3.4"));
-        assert_eq!(render_policy(&live), "+a.example\n+1.2.3.4\n");
+        assert_eq!(render_policy(&live), "+a.example\n-1.2.3.4:22\n-1.2.3.4:443\n+1.2.3.4\n");
+        upsert(&mut live, scoped("+1.2.3.4:22"));
+        assert_eq!(render_policy(&live), "+a.example\n-1.2.3.4:443\n+1.2.3.4\n+1.2.3.4:22\n");
     }
 }

@@ -114,6 +114,31 @@ pub fn listed_timed_elements(listing: &str) -> Vec<(IpNet, Option<u64>)> {
         .collect()
 }
 
+/// `add element … { a . tcp . 443 timeout 60s, … }`: port-scoped elements of a timeout set,
+/// each with the seconds it has left (at least one).
+pub fn add_timed_scoped(set: SetId, elements: &[(Scoped, u64)]) -> String {
+    let list: Vec<String> = elements.iter().map(|(e, secs)| format!("{e} timeout {}s", (*secs).max(1))).collect();
+    format!("add element {TABLE} {set} {{ {} }}\n", list.join(", "))
+}
+
+/// The elements of a port-scoped timeout set's listing with the whole seconds each has
+/// left; an element without an expiry, or one that does not read, is left out.
+pub fn listed_timed_scoped(listing: &str) -> Vec<(Scoped, u64)> {
+    let Some(body) = listing.split("elements = {").nth(1).and_then(|b| b.split('}').next()) else {
+        return Vec::new();
+    };
+    body.split(',')
+        .filter_map(|atom| {
+            let words: Vec<&str> = atom.split_whitespace().collect();
+            let [net, ".", proto, ".", ports, rest @ ..] = words.as_slice() else { return None };
+            let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
+            let e = Scoped::from_arg(&format!("{net},{proto},{lo}-{hi}"))?;
+            let expires = rest.iter().position(|w| *w == "expires").and_then(|i| rest.get(i + 1))?;
+            Some((e, seconds(expires)?))
+        })
+        .collect()
+}
+
 /// nft's duration text (`1h2m3s456ms`, `59s`, `250ms`) in whole seconds.
 fn seconds(text: &str) -> Option<u64> {
     let mut total_ms: u64 = 0;
@@ -145,6 +170,19 @@ fn seconds(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timed_scoped_listings_read_back() {
+        let listing = "table inet terok_shield {\n\tset t40_dns_port_v4 {\n\t\telements = { 198.51.100.10 . tcp . 7000 timeout 1h expires 59m58s, 198.51.100.11 . udp . 53-54 timeout 30s expires 29s500ms,\n\t\t\t     198.51.100.12 . tcp . 1 }\n\t}\n}\n";
+        let got = listed_timed_scoped(listing);
+        let texts: Vec<String> = got.iter().map(|(e, s)| format!("{e} {s}")).collect();
+        assert_eq!(texts, ["198.51.100.10 . tcp . 7000 3598", "198.51.100.11 . udp . 53-54 29"]);
+        let set = SetId::learned_scoped(false);
+        assert_eq!(
+            add_timed_scoped(set, &got),
+            "add element inet terok_shield t40_dns_port_v4 { 198.51.100.10 . tcp . 7000 timeout 3598s, 198.51.100.11 . udp . 53-54 timeout 29s }\n"
+        );
+    }
 
     fn n(s: &str) -> IpNet {
         s.parse().unwrap_or_else(|e| panic!("{e}"))

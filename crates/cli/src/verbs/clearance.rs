@@ -1,6 +1,9 @@
 //! `simple-clearance CONTAINER` (observe.md §7): ask on the terminal about each blocked
 //! destination and apply the answer with this program's own `allow`/`deny`.
 //!
+//! A refused TCP or UDP connection can be allowed whole (`a`), on its port only (`p`:
+//! `allow C dest:port`), or denied (`d`).
+//!
 //! Blocked destinations come from the container's NFLOG reader (its fan-out socket), the one
 //! process that may bind NFLOG in the container's namespace; each is asked about once per
 //! session.
@@ -22,10 +25,28 @@ use crate::error::{CliError, CliResult};
 struct Blocked {
     dest: String,
     port: u64,
+    /// The IP protocol number of a refused connection (0 for a name).
+    proto: u64,
     domain: String,
 }
 
 impl Blocked {
+    /// `dest:port` (`[v6]:port`, `/udp` for UDP) when the connection had a TCP or UDP port:
+    /// what "this port only" allows.
+    fn on_port(&self) -> Option<String> {
+        let proto = match self.proto {
+            6 => "",
+            17 => "/udp",
+            _ => return None,
+        };
+        let addr: std::net::IpAddr = self.dest.parse().ok()?;
+        let port = u16::try_from(self.port).ok().filter(|p| *p > 0)?;
+        Some(match addr {
+            std::net::IpAddr::V4(a) => format!("{a}:{port}{proto}"),
+            std::net::IpAddr::V6(a) => format!("[{a}]:{port}{proto}"),
+        })
+    }
+
     /// `<label> :<port>` for a connection; `<name> (name lookup)` for a refused name.
     fn shown(&self) -> String {
         if self.port == 0 && self.domain.is_empty() && self.dest.parse::<std::net::IpAddr>().is_err() {
@@ -97,10 +118,11 @@ pub fn run(ctx: &Context, name: &str) -> CliResult {
                 "queued_connection" if s("dest").parse::<std::net::IpAddr>().is_ok() => Blocked {
                     dest: s("dest"),
                     port: e.get("port").and_then(|p| p.as_u64()).unwrap_or(0),
+                    proto: e.get("proto").and_then(|p| p.as_u64()).unwrap_or(0),
                     domain: s("domain"),
                 },
                 "blocked_query" if is_plain_name(&s("domain")) => {
-                    Blocked { dest: s("domain"), port: 0, domain: String::new() }
+                    Blocked { dest: s("domain"), port: 0, proto: 0, domain: String::new() }
                 }
                 _ => continue,
             };
@@ -124,19 +146,27 @@ pub fn run(ctx: &Context, name: &str) -> CliResult {
             if answer.is_empty() || queue.is_empty() {
                 continue;
             }
-            let verb = match answer.as_str() {
-                "a" | "allow" => "allow",
-                "d" | "deny" => "deny",
+            let Some(head) = queue.front() else { continue };
+            let on_port = head.on_port();
+            let (verb, target) = match (answer.as_str(), &on_port) {
+                ("a" | "allow", _) => ("allow", head.dest.clone()),
+                ("p" | "port", Some(t)) => ("allow", t.clone()),
+                ("d" | "deny", _) => ("deny", head.dest.clone()),
                 _ => {
-                    say(&mut term, "  Unknown input. Type 'a' to allow or 'd' to deny.\n");
+                    let port = if on_port.is_some() { ", 'p' to allow this port only," } else { "" };
+                    say(&mut term, &format!("  Unknown input. Type 'a' to allow{port} or 'd' to deny.\n"));
                     prompt(&mut term, &queue);
                     continue;
                 }
             };
-            let Some(head) = queue.front() else { continue };
-            if verdict(verb, name, &head.dest) {
+            if verdict(verb, name, &target) {
                 let mark = if verb == "allow" { "✓ allowed" } else { "✗ denied" };
-                say(&mut term, &format!("  {mark} {}\n", head.label()));
+                let what = match &head.domain {
+                    d if target != head.dest && !d.is_empty() => format!("{target} ({d})"),
+                    _ if target != head.dest => target.clone(),
+                    _ => head.label(),
+                };
+                say(&mut term, &format!("  {mark} {what}\n"));
                 queue.pop_front();
             } else {
                 say(&mut term, &format!("  ! verdict failed for {} (retry with a/d)\n", head.dest));
@@ -158,7 +188,8 @@ fn is_plain_name(name: &str) -> bool {
 
 fn prompt(term: &mut std::io::Stdout, queue: &VecDeque<Blocked>) {
     if let Some(head) = queue.front() {
-        let _ = write!(term, "[BLOCKED] {} — allow/deny? ", head.shown());
+        let choices = if head.on_port().is_some() { "allow/port/deny" } else { "allow/deny" };
+        let _ = write!(term, "[BLOCKED] {} — {choices}? ", head.shown());
         let _ = term.flush();
     }
 }
@@ -190,6 +221,16 @@ fn verdict(verb: &str, container: &str, dest: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_port_only_names_the_address_port_and_protocol() {
+        let b = |dest: &str, port, proto| Blocked { dest: dest.into(), port, proto, domain: String::new() };
+        assert_eq!(b("198.51.100.7", 443, 6).on_port().as_deref(), Some("198.51.100.7:443"));
+        assert_eq!(b("2001:db8::7", 53, 17).on_port().as_deref(), Some("[2001:db8::7]:53/udp"));
+        assert_eq!(b("198.51.100.7", 0, 1).on_port(), None, "ICMP has no port");
+        assert_eq!(b("198.51.100.7", 70000, 6).on_port(), None);
+        assert_eq!(b("example.test", 0, 0).on_port(), None);
+    }
 
     #[test]
     fn only_plain_names_are_offered() {

@@ -39,12 +39,19 @@ pub fn change(ctx: &Context, name: &str, target: &str, allow: bool) -> CliResult
     output::print(&line)
 }
 
+/// The state word; with port-scoped rules, a second line listing them (`ports: …`).
 pub fn status(ctx: &Context, name: &str, json: bool) -> CliResult {
-    let state = open(ctx, name)?.state().as_str();
+    let c = open(ctx, name)?;
+    let state = c.state().as_str();
+    let ports = c.port_rules()?;
     if json {
-        return output::print(&format!("{}\n", serde_json::json!({"container": name, "state": state})));
+        let v = serde_json::json!({"container": name, "state": state, "ports": ports});
+        return output::print(&format!("{v}\n"));
     }
-    output::print(&format!("{state}\n"))
+    if ports.is_empty() {
+        return output::print(&format!("{state}\n"));
+    }
+    output::print(&format!("{state}\nports: {}\n", ports.join(" ")))
 }
 
 pub fn rules(ctx: &Context, name: &str) -> CliResult {

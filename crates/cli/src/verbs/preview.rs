@@ -47,7 +47,8 @@ pub fn run(ctx: &Context, req: Request) -> CliResult {
             text.push_str(&stmt);
             text.push('\n');
         }
-        let domains: Vec<&str> = eff.allow_domains().into_iter().chain(eff.deny_domains()).collect();
+        let mut domains: Vec<&str> = eff.allow_domains().into_iter().chain(eff.deny_domains()).collect();
+        domains.extend(eff.scoped_domains().into_iter().filter(|d| !domains.contains(d)).collect::<Vec<_>>());
         if !domains.is_empty() {
             let how = if resolver { "answered by the shield's resolver" } else { "resolved at launch" };
             text.push_str(&format!("# {} domain(s) {how}: {}\n", domains.len(), domains.join(", ")));

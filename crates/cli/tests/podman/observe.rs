@@ -229,12 +229,14 @@ fn simple_clearance(who: Who) {
     term.wait_for("Watching for blocked connections... (Ctrl-C to stop)");
     let script = "nslookup unlisted.shield.test >/dev/null; nc -w 2 unlisted.shield.test 80 </dev/null; true";
     assert_eq!(h.podman(&["exec", &name, "sh", "-c", script]).code, 0);
-    term.wait_for(&format!("[BLOCKED] {UNLISTED_V4} (unlisted.shield.test) :80 — allow/deny? "));
+    term.wait_for(&format!("[BLOCKED] {UNLISTED_V4} (unlisted.shield.test) :80 — allow/port/deny? "));
     term.type_line("maybe");
-    term.wait_for("  Unknown input. Type 'a' to allow or 'd' to deny.");
-    term.type_line("a");
-    term.wait_for(&format!("  ✓ allowed {UNLISTED_V4} (unlisted.shield.test)"));
+    term.wait_for("  Unknown input. Type 'a' to allow, 'p' to allow this port only, or 'd' to deny.");
+    term.type_line("p");
+    term.wait_for(&format!("  ✓ allowed {UNLISTED_V4}:80 (unlisted.shield.test)"));
     h.probe(&name, "after the verdict", &[(UNLISTED_V4, true)]);
+    let live = std::fs::read_to_string(h.state_dir(&name).join("policy/live")).unwrap_or_default();
+    assert_eq!(live, format!("+{UNLISTED_V4}:80\n"), "this port only");
     let status = term.stop(nix::sys::signal::Signal::SIGINT);
     assert!(status.success(), "{status}");
     h.podman(&["rm", "-f", &name]);

@@ -83,6 +83,14 @@ fn ports(who: Who) {
     assert_eq!(live, format!("-{target}\n"), "{what}");
     let rules = h.shield(&["rules", &name]).stdout;
     assert!(rules.contains(&format!("{ALLOWED_V4} . tcp . {ECHO}")), "{what}: rules show the port:\n{rules}");
+    let status = h.shield(&["status", &name]).stdout;
+    assert_eq!(
+        status,
+        format!(
+            "up\nports: -{target} +{ALLOWED_V4}:80 +[{ALLOWED_V6}]:80 +{UNLISTED_V4}:{ECHO} +{UNLISTED_V4}:{udp_port}/udp\n"
+        ),
+        "{what}"
+    );
 
     // Bad ports: one line, exit 1, nothing changed.
     let sd = h.state_dir(&name);
@@ -100,12 +108,31 @@ fn ports(who: Who) {
     }
     assert_eq!(bundle_snapshot(&sd), before, "{what}: a refused change changed the bundle");
 
+    // IPv6, live: a port of the v6 host opens, then closes again.
+    let target6 = format!("[{ALLOWED_V6}]:{ECHO}");
+    assert_eq!(h.shield(&["allow", &name, &target6]).code, 0, "{what}");
+    assert_eq!(connect(pid, ALLOWED_V6, ECHO), Ok(()), "{what}: the live v6 allow");
+    assert_eq!(h.shield(&["deny", &name, &target6]).code, 0, "{what}");
+    refused(pid, ALLOWED_V6, ECHO, &format!("{what}: after the v6 deny"));
+
     // A restart keeps the scoped rules (they are seeded again from the policy files).
     assert_eq!(h.podman(&["restart", "-t", "0", &name]).code, 0);
     let pid = container_pid(&h, &name);
     h.probe(&name, &format!("{what} after restart"), &[(ALLOWED_V4, true), (UNLISTED_V4, false)]);
     refused(pid, ALLOWED_V4, ECHO, &format!("{what}: after restart"));
+    refused(pid, ALLOWED_V6, ECHO, &format!("{what}: the v6 deny after restart"));
     assert_eq!(connect(pid, UNLISTED_V4, ECHO), Ok(()), "{what}: the TCP rule after restart");
+
+    // DOWN accepts what UP refused but keeps the port deny; QUARANTINE drops even the
+    // allowed port; UP brings the port rules back.
+    assert_eq!(h.shield(&["down", &name]).code, 0, "{what}");
+    h.probe(&name, &format!("{what} down"), &[(UNLISTED_V4, true)]);
+    refused(pid, ALLOWED_V4, ECHO, &format!("{what}: the port deny holds in DOWN"));
+    assert_eq!(h.shield(&["quarantine", &name]).code, 0, "{what}");
+    h.probe_dropped(&name, &format!("{what} quarantine"), &[ALLOWED_V4]);
+    assert_eq!(h.shield(&["up", &name]).code, 0, "{what}");
+    h.probe(&name, &format!("{what} up again"), &[(ALLOWED_V4, true), (UNLISTED_V4, false)]);
+    assert_eq!(connect(pid, UNLISTED_V4, ECHO), Ok(()), "{what}: the TCP rule after up");
     h.podman(&["rm", "-f", &name]);
 }
 
@@ -132,8 +159,27 @@ fn name_with_port(who: Who) {
     h.probe(&name, &what, &[("allowed.shield.test", false)]);
     assert_eq!(connect(pid, ALLOWED_V4, ECHO), Ok(()), "{what}: the pinned port");
     refused(pid, ALLOWED_V4, 80, &what);
+    assert_eq!(connect(pid, ALLOWED_V6, ECHO), Ok(()), "{what}: the pinned port, IPv6");
+    refused(pid, ALLOWED_V6, 80, &what);
     let rules = h.shield(&["rules", &name]).stdout;
     assert!(rules.contains(&format!("{ALLOWED_V4} . tcp . {ECHO}")), "{what}: {rules}");
+    // Pinned addresses survive a posture change, and so do their flows.
+    let stream = Stream::tcp(pid, ALLOWED_V4, ECHO);
+    assert!(stream.flows_within(Duration::from_secs(3)), "{what}: the pinned flow");
+    assert_eq!(h.shield(&["down", &name]).code, 0, "{what}");
+    assert_eq!(h.shield(&["up", &name]).code, 0, "{what}");
+    assert!(stream.flows_within(Duration::from_secs(3)), "{what}: the pinned flow after down and up");
+    assert_eq!(connect(pid, ALLOWED_V4, ECHO), Ok(()), "{what}: still pinned after down and up");
+    refused(pid, ALLOWED_V4, 80, &format!("{what}: after down and up"));
+    drop(stream);
+    // Withdrawing the port: the addresses learned for the name go.
+    let out = h.shield(&["deny", &name, &allow[0]]);
+    assert_eq!(out.code, 0, "{what}: {}", out.stderr);
+    refused(pid, ALLOWED_V4, ECHO, &format!("{what}: after the withdrawal"));
+    let out = h.shield(&["deny", &name, "allowed.shield.test:22"]);
+    assert_eq!(out.code, 1, "{what}: a port no allow names: {}", out.stdout);
+    let rules = h.shield(&["rules", &name]).stdout;
+    assert!(!rules.contains(&format!(". tcp . {ECHO}")), "{what}: the pinned elements must be gone: {rules}");
     h.podman(&["rm", "-f", &name]);
 }
 

@@ -134,13 +134,27 @@ impl<'a> Container<'a> {
         }
     }
 
+    /// The port-scoped entries of the bundle's effective policy, as policy lines
+    /// (`+198.51.100.7:443`, `-[2001:db8::7]:22`, `+api.example:443`): overrides, denies,
+    /// then allows.
+    pub fn port_rules(&self) -> Result<Vec<String>> {
+        let e = read_tiers(&self.bundle.dir)?.effective();
+        let line = |action: Action, (t, p): &(Target, terok_shield_policy::Ports)| {
+            Entry { ports: Some(p.clone()), ..Entry::new(action, t.clone()) }.to_string()
+        };
+        let mut out: Vec<String> = e.scoped_overrides.iter().map(|tp| line(Action::Allow, tp)).collect();
+        out.extend(e.scoped_denies.iter().map(|tp| line(Action::Deny, tp)));
+        out.extend(e.scoped_allows.iter().map(|tp| line(Action::Allow, tp)));
+        Ok(out)
+    }
+
     pub fn state(&self) -> ShieldState {
         classify(&self.rules().unwrap_or_default())
     }
 
     /// Switch the posture (ruleset.md §6.5): rebuild the table from the bundle's facts,
-    /// re-seed from its policy files, carry DNS-learned addresses over (never denied ones),
-    /// verify.
+    /// re-seed from its policy files, carry DNS-learned addresses over (never denied ones;
+    /// those pinned to ports too), verify.
     pub fn set_posture(&self, posture: Posture, audit: bool) -> Result<()> {
         let (nft, ns) = self.running()?;
         let _lock = lock_bundle(&self.bundle.dir)?;
@@ -149,6 +163,16 @@ impl<'a> Container<'a> {
             Vec::new()
         } else {
             SetId::learned_sets().into_iter().map(|s| Ok((s, nft.timed_elements(s)?))).collect::<Result<_>>()?
+        };
+        type TimedScoped = Vec<(terok_shield_ruleset::Scoped, u64)>;
+        let pinned: Vec<(SetId, TimedScoped)> = if posture == Posture::Quarantine {
+            Vec::new()
+        } else {
+            [false, true]
+                .map(SetId::learned_scoped)
+                .into_iter()
+                .map(|s| Ok((s, nft.timed_scoped(s)?)))
+                .collect::<Result<_>>()?
         };
         // Learned addresses a deny covers are never carried over.
         let all = crate::bundle::seeds::derive(&self.bundle)?;
@@ -162,6 +186,11 @@ impl<'a> Container<'a> {
         for (set, elements) in learned {
             let keep: Timed = elements.into_iter().filter(|(e, _)| !denied.iter().any(|d| d.contains(e))).collect();
             nft.add_learned(set, &keep)?;
+        }
+        for (set, elements) in pinned {
+            let keep: TimedScoped =
+                elements.into_iter().filter(|(e, _)| !denied.iter().any(|d| d.contains(&e.net))).collect();
+            nft.add_timed_scoped(set, &keep)?;
         }
         posture::record(&self.bundle, posture)?;
         self.end_unadmitted_flows(&nft, ns)?;

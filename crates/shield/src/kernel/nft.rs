@@ -160,6 +160,23 @@ impl<'a> Nft<'a> {
         }
     }
 
+    /// The elements of the port-scoped timeout set `set` with the whole seconds each has left.
+    pub fn timed_scoped(&self, set: SetId) -> Result<Vec<(terok_shield_ruleset::Scoped, u64)>> {
+        match self.query(script::list_set_args(set)) {
+            Ok(out) => Ok(script::listed_timed_scoped(&out.stdout)),
+            Err(e) if e.refusal().is_some() => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Carry port-scoped learned elements over into `set`, each with the time it had left.
+    pub fn add_timed_scoped(&self, set: SetId, elements: &[(terok_shield_ruleset::Scoped, u64)]) -> Result<()> {
+        for chunk in elements.chunks(BATCH_NETWORKS) {
+            self.apply(&script::add_timed_scoped(set, chunk))?;
+        }
+        Ok(())
+    }
+
     /// Carry learned elements over into `set`: each with the time it had left, or the set's
     /// default timeout when it had none.
     pub fn add_learned(&self, set: SetId, elements: &[(IpNet, Option<u64>)]) -> Result<()> {
@@ -205,10 +222,11 @@ impl<'a> Nft<'a> {
     /// The table is listed and verified right after its own load, while its sets are empty:
     /// once a set holds many elements every nft run that touches the table costs time in
     /// proportion (nft fetches the whole set), and adding elements cannot change the
-    /// posture. Single addresses go straight to the kernel over netlink ([`super::nftnl`],
-    /// acknowledged message by message); networks go through nft in bounded batches, halved
-    /// and retried on "Message too long" (inside a user namespace nft cannot enlarge its
-    /// netlink buffer). Until the last batch is in, the table denies by default: a failure
+    /// posture. In the hook (no namespaces to enter) every element goes straight to the
+    /// kernel over netlink ([`super::nftnl`], acknowledged message by message): addresses,
+    /// networks as intervals, port-scoped elements. From the CLI, through nft in bounded
+    /// batches, halved and retried on "Message too long" (inside a user namespace nft cannot
+    /// enlarge its netlink buffer). Until the last batch is in, the table denies by default: a failure
     /// leaves a closed firewall.
     pub fn load(&self, table: &str, seeds: &Seeds, posture: Posture) -> Result<String> {
         self.apply(&script::replace_table(table))?;
@@ -236,19 +254,22 @@ impl<'a> Nft<'a> {
         let sets: Vec<(SetId, Vec<IpNet>)> = set_elements(seeds).into_iter().filter(|(_, e)| !e.is_empty()).collect();
         let mut netlink = None;
         for (set, elements) in &sets {
-            if set.kind() == SetKind::Net || self.namespaces.is_some() {
-                // Networks, and anything from outside the namespaces (the CLI): through nft,
-                // in bounded batches.
+            if self.namespaces.is_some() {
+                // From outside the namespaces (the CLI): through nft, in bounded batches.
                 self.add_elements(*set, elements)?;
                 continue;
             }
-            // Plain sets, in the container's netns (the hook): straight to the kernel.
+            // In the container's netns (the hook): straight to the kernel.
             let loader = match &mut netlink {
                 Some(l) => l,
                 None => netlink.insert(super::nftnl::Loader::open()?),
             };
-            let addresses: Vec<std::net::IpAddr> = elements.iter().map(IpNet::addr).collect();
-            loader.add(*set, &addresses)?;
+            if set.kind() == SetKind::Net {
+                loader.add_networks(*set, elements)?;
+            } else {
+                let addresses: Vec<std::net::IpAddr> = elements.iter().map(IpNet::addr).collect();
+                loader.add(*set, &addresses)?;
+            }
         }
         for (set, elements) in scoped_set_elements(seeds).into_iter().filter(|(_, e)| !e.is_empty()) {
             if self.namespaces.is_some() {

@@ -6,8 +6,8 @@
 //! nfnetlink batch (one transaction each) on a `NETLINK_NETFILTER` socket opened in the
 //! current network namespace, and waits for the kernel's acknowledgement of every
 //! message. Transactions stay well under the default socket send buffer, which a user
-//! namespace cannot enlarge. Port-scoped elements go the same way (a key and a key end
-//! each); networks of the whole sets still go through nft.
+//! namespace cannot enlarge. Networks go the same way (an interval start and end each), and
+//! port-scoped elements (a key and a key end each).
 
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -38,7 +38,9 @@ const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
 const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
+const NFTA_SET_ELEM_FLAGS: u16 = 3;
 const NFTA_SET_ELEM_KEY_END: u16 = 10;
+const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
 const NFTA_DATA_VALUE: u16 = 1;
 
 /// Keep each transaction under this many bytes: the default `wmem_default` is 212 992, and
@@ -228,6 +230,37 @@ impl Loader {
         self.wait_acks(pending, to)
     }
 
+    /// Add `nets` (all of the set's family, sorted and disjoint: [`terok_shield_ruleset::seeds::outermost`])
+    /// to the interval set `set`: each network is its first address and, flagged as an
+    /// interval end, the address after its last (none when it reaches the top of the
+    /// family's space), as nft sends them. In as many transactions as needed.
+    pub fn add_networks(&mut self, set: SetId, nets: &[IpNet]) -> Result<()> {
+        let per_element = 2 * (28 + if set.is_v6() { 16 } else { 4 });
+        let per_batch = (MAX_BATCH_BYTES / per_element).max(1);
+        let per_message = (MAX_NEST_BYTES / per_element).max(1);
+        for (i, chunk) in nets.chunks(per_batch).enumerate() {
+            let mut buf = Vec::with_capacity(chunk.len() * per_element + 256);
+            let begin = self.next_seq();
+            message(&mut buf, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, begin, 0, NFNL_SUBSYS_NFTABLES, |_| {});
+            let mut pending = Vec::new();
+            for part in chunk.chunks(per_message) {
+                let seq = self.next_seq();
+                pending.push(seq);
+                let flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK;
+                interval_message(&mut buf, flags, seq, set, part);
+            }
+            let end = self.next_seq();
+            message(&mut buf, NFNL_MSG_BATCH_END, NLM_F_REQUEST, end, 0, NFNL_SUBSYS_NFTABLES, |_| {});
+            self.send(&buf)?;
+            self.wait_acks(pending, set).map_err(|e| NetlinkError::Transaction {
+                index: i,
+                elements: chunk.len(),
+                source: Box::new(e),
+            })?;
+        }
+        Ok(())
+    }
+
     /// Add port-scoped `elements` (canonical, so none starts or ends inside another) to the
     /// scoped set `set`, each with `timeout` when given, in as many transactions as needed.
     pub fn add_scoped(&mut self, set: SetId, elements: &[Scoped], timeout: Option<Duration>) -> Result<()> {
@@ -408,6 +441,42 @@ fn last_address(net: &IpNet) -> IpAddr {
     }
 }
 
+/// The address after `net`'s last one; `None` when `net` reaches the top of its family.
+fn after_last(net: &IpNet) -> Option<IpAddr> {
+    match last_address(net) {
+        IpAddr::V4(a) => u32::from(a).checked_add(1).map(|n| IpAddr::V4(n.into())),
+        IpAddr::V6(a) => u128::from(a).checked_add(1).map(|n| IpAddr::V6(n.into())),
+    }
+}
+
+fn addr_bytes(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+/// A `NEWSETELEM` message naming `nets` as intervals of a single-field interval set.
+fn interval_message(buf: &mut Vec<u8>, flags: u16, seq: u32, set: SetId, nets: &[IpNet]) {
+    message(buf, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM, flags, seq, NFPROTO_INET, 0, |b| {
+        attr_str(b, NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
+        attr_str(b, NFTA_SET_ELEM_LIST_SET, set.name());
+        nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
+            for n in nets {
+                nested(b, NFTA_LIST_ELEM, |b| {
+                    nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(n.addr())));
+                });
+                if let Some(end) = after_last(n) {
+                    nested(b, NFTA_LIST_ELEM, |b| {
+                        attr(b, NFTA_SET_ELEM_FLAGS, &NFT_SET_ELEM_INTERVAL_END.to_be_bytes());
+                        nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(end)));
+                    });
+                }
+            }
+        });
+    });
+}
+
 /// A set-element message naming port-scoped `elements` (each a key and a key end).
 fn scoped_message(
     buf: &mut Vec<u8>,
@@ -464,5 +533,9 @@ mod tests {
         let all: IpNet = "0.0.0.0/0".parse().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(last_address(&all).to_string(), "255.255.255.255");
         assert_eq!(scoped_key(host.addr(), 6, 443).len(), 24);
+        assert_eq!(after_last(&net).map(|a| a.to_string()).as_deref(), Some("198.51.101.0"));
+        assert_eq!(after_last(&all), None);
+        let top: IpNet = "ffff::/16".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(after_last(&top), None);
     }
 }

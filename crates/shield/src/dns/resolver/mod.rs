@@ -72,6 +72,9 @@ struct Pending {
     query: Vec<u8>,
 }
 
+/// Addresses pinned to ports at most (see [`Resolver::pin`]).
+const MAX_PINNED: usize = 65_536;
+
 pub(crate) struct Resolver {
     udp: UdpSocket,
     tcp: tcp::TcpServer,
@@ -84,7 +87,8 @@ pub(crate) struct Resolver {
     bundle: Bundle,
     sets: nftnl::Loader,
     learned: Learned,
-    /// The port-scoped elements put in for each learned address, and until when.
+    /// The port-scoped elements put in for each learned address, and until when (at most
+    /// [`MAX_PINNED`] addresses; expired ones go first, then answers are refused).
     pinned: HashMap<IpAddr, Vec<(Scoped, Instant)>>,
     ids: crate::dns::ids::Ids,
     /// One datagram at a time (allocated once: the helper's memory stays flat).
@@ -326,6 +330,12 @@ impl Resolver {
         timeout: Duration,
         now: Instant,
     ) -> Result<()> {
+        if self.pinned.len() >= MAX_PINNED && !self.pinned.contains_key(&addr) {
+            self.pinned.retain(|_, elements| elements.iter().any(|(_, until)| *until > now));
+            if self.pinned.len() >= MAX_PINNED {
+                return Err(DnsError::LearnedFull.into());
+            }
+        }
         let set = SetId::learned_scoped(addr.is_ipv6());
         let host = IpNet::host(addr);
         let held: Vec<(Scoped, Instant)> =
