@@ -173,7 +173,7 @@ fn name_with_port(who: Who) {
     refused(pid, ALLOWED_V4, 80, &format!("{what}: after down and up"));
     drop(stream);
     // Withdrawing the port: the addresses learned for the name go.
-    let out = h.shield(&["deny", &name, &allow[0]]);
+    let out = h.shield(&["deny", &name, allow[0]]);
     assert_eq!(out.code, 0, "{what}: {}", out.stderr);
     refused(pid, ALLOWED_V4, ECHO, &format!("{what}: after the withdrawal"));
     let out = h.shield(&["deny", &name, "allowed.shield.test:22"]);
