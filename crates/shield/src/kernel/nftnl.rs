@@ -236,38 +236,31 @@ impl Loader {
     /// family's space), as nft sends them. In as many transactions as needed.
     pub fn add_networks(&mut self, set: SetId, nets: &[IpNet]) -> Result<()> {
         let per_element = 2 * (28 + if set.is_v6() { 16 } else { 4 });
-        let per_batch = (MAX_BATCH_BYTES / per_element).max(1);
-        let per_message = (MAX_NEST_BYTES / per_element).max(1);
-        for (i, chunk) in nets.chunks(per_batch).enumerate() {
-            let mut buf = Vec::with_capacity(chunk.len() * per_element + 256);
-            let begin = self.next_seq();
-            message(&mut buf, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, begin, 0, NFNL_SUBSYS_NFTABLES, |_| {});
-            let mut pending = Vec::new();
-            for part in chunk.chunks(per_message) {
-                let seq = self.next_seq();
-                pending.push(seq);
-                let flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK;
-                interval_message(&mut buf, flags, seq, set, part);
-            }
-            let end = self.next_seq();
-            message(&mut buf, NFNL_MSG_BATCH_END, NLM_F_REQUEST, end, 0, NFNL_SUBSYS_NFTABLES, |_| {});
-            self.send(&buf)?;
-            self.wait_acks(pending, set).map_err(|e| NetlinkError::Transaction {
-                index: i,
-                elements: chunk.len(),
-                source: Box::new(e),
-            })?;
-        }
-        Ok(())
+        self.add_bulk(set, nets, per_element, |buf, flags, seq, part| interval_message(buf, flags, seq, set, part))
     }
 
     /// Add port-scoped `elements` (canonical, so none starts or ends inside another) to the
     /// scoped set `set`, each with `timeout` when given, in as many transactions as needed.
     pub fn add_scoped(&mut self, set: SetId, elements: &[Scoped], timeout: Option<Duration>) -> Result<()> {
         let per_element = 40 + 2 * scoped_key_len(set);
+        self.add_bulk(set, elements, per_element, |buf, flags, seq, part| {
+            scoped_message(buf, NFT_MSG_NEWSETELEM, flags, seq, set, part, timeout)
+        })
+    }
+
+    /// `items` into `set` in transactions of at most [`MAX_BATCH_BYTES`], each of
+    /// `NEWSETELEM` messages of at most [`MAX_NEST_BYTES`] that `write` appends
+    /// (`per_element`: the bytes one item takes), every message acknowledged.
+    fn add_bulk<T>(
+        &mut self,
+        set: SetId,
+        items: &[T],
+        per_element: usize,
+        write: impl Fn(&mut Vec<u8>, u16, u32, &[T]),
+    ) -> Result<()> {
         let per_batch = (MAX_BATCH_BYTES / per_element).max(1);
         let per_message = (MAX_NEST_BYTES / per_element).max(1);
-        for (i, chunk) in elements.chunks(per_batch).enumerate() {
+        for (i, chunk) in items.chunks(per_batch).enumerate() {
             let mut buf = Vec::with_capacity(chunk.len() * per_element + 256);
             let begin = self.next_seq();
             message(&mut buf, NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, begin, 0, NFNL_SUBSYS_NFTABLES, |_| {});
@@ -275,8 +268,7 @@ impl Loader {
             for part in chunk.chunks(per_message) {
                 let seq = self.next_seq();
                 pending.push(seq);
-                let flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK;
-                scoped_message(&mut buf, NFT_MSG_NEWSETELEM, flags, seq, set, part, timeout);
+                write(&mut buf, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK, seq, part);
             }
             let end = self.next_seq();
             message(&mut buf, NFNL_MSG_BATCH_END, NLM_F_REQUEST, end, 0, NFNL_SUBSYS_NFTABLES, |_| {});
