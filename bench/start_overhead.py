@@ -137,17 +137,19 @@ def big_lines(n, kind):
     if kind == "hosts":
         return ["+%d.%d.%d.%d\n" % (11, (i * 3) >> 16 & 255, (i * 3) >> 8 & 255, (i * 3) & 255) for i in range(n)]
     port = ":443" if kind == "mixed-ports" else ""
-    v4 = lambda base, k: str(ipaddress.IPv4Address(base + k * 8))
+    # /29s 16 addresses apart: no two are adjacent (adjacent networks of one scope would
+    # join into one range of a port map and flatter it).
+    v4 = lambda base, k, step=8: str(ipaddress.IPv4Address(base + k * step))
     out = []
     for i in range(n):
         k = i // 4
         if i % 4 == 0:
             out.append("+%s%s\n" % (v4(0x0B000000, k), port))
         elif i % 4 == 1:
-            out.append("+%s/29%s\n" % (v4(0x0C000000, k), port))
+            out.append("+%s/29%s\n" % (v4(0x0C000000, k, 16), port))
         else:
             if i % 4 == 2:
-                host = "%s" % ipaddress.IPv6Address((0x20010db80001 << 80) | k)
+                host = "%s" % ipaddress.IPv6Address((0x20010db80001 << 80) | k * 2)
             elif k % 2 == 0:
                 host = "%s/64" % ipaddress.IPv6Address((0x20010db80002 << 80) | (k << 64))
             else:

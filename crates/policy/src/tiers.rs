@@ -70,11 +70,24 @@ impl TierSet {
 
     /// Compute the effective policy.
     pub fn effective(&self) -> Effective {
+        // De-duplicated by reference, so only what is kept is cloned (a large allowlist is
+        // mostly distinct entries).
         let whole = |entries: &[&[Entry]], action: Action| -> Vec<Target> {
-            unique(pick(entries, action).filter(|e| scope_of(e).is_none()).map(|e| e.target.clone()))
+            let mut seen = HashSet::new();
+            pick(entries, action)
+                .filter(|e| scope_of(e).is_none())
+                .map(|e| &e.target)
+                .filter(|t| seen.insert(*t))
+                .cloned()
+                .collect()
         };
         let scoped = |entries: &[&[Entry]], action: Action| -> Vec<(Target, Ports)> {
-            unique(pick(entries, action).filter_map(|e| scope_of(e).map(|p| (e.target.clone(), p.clone()))))
+            let mut seen = HashSet::new();
+            pick(entries, action)
+                .filter_map(|e| scope_of(e).map(|p| (&e.target, p)))
+                .filter(|k| seen.insert(*k))
+                .map(|(t, p)| (t.clone(), p.clone()))
+                .collect()
         };
         let allow_tiers: [&[Entry]; 3] = [&self.provider_allow, &self.project_allow, &self.live];
         let deny_tiers: [&[Entry]; 2] = [&self.security_deny, &self.live];
@@ -88,13 +101,20 @@ impl TierSet {
         // downstream: the resolver pins allows only).
         let scoped_denies = scoped(&deny_tiers, Action::Deny);
         let all_scoped_allows = scoped(&allow_tiers, Action::Allow);
-        let withdrawn: HashSet<&(Target, Ports)> = scoped_denies.iter().collect();
-        let scoped_allows =
-            all_scoped_allows.iter().filter(|tp| !denied.contains(&tp.0) && !withdrawn.contains(tp)).cloned().collect();
-        let scoped_denies = scoped_denies
-            .into_iter()
-            .filter(|tp| tp.0.as_domain().is_none() || !all_scoped_allows.contains(tp))
-            .collect();
+        let (keep_allows, keep_denies): (Vec<bool>, Vec<bool>) = {
+            let withdrawn: HashSet<&(Target, Ports)> = scoped_denies.iter().collect();
+            let allowed_names: HashSet<&(Target, Ports)> =
+                all_scoped_allows.iter().filter(|tp| tp.0.as_domain().is_some()).collect();
+            (
+                all_scoped_allows.iter().map(|tp| !denied.contains(&tp.0) && !withdrawn.contains(tp)).collect(),
+                scoped_denies.iter().map(|tp| tp.0.as_domain().is_none() || !allowed_names.contains(tp)).collect(),
+            )
+        };
+        let masked = |list: Vec<(Target, Ports)>, keep: Vec<bool>| -> Vec<(Target, Ports)> {
+            list.into_iter().zip(keep).filter_map(|(tp, k)| k.then_some(tp)).collect()
+        };
+        let scoped_allows = masked(all_scoped_allows, keep_allows);
+        let scoped_denies = masked(scoped_denies, keep_denies);
         Effective {
             allows,
             scoped_allows,

@@ -60,6 +60,10 @@ struct Elements {
     others: Vec<Element>,
     /// Port-scoped elements: address part, protocol number, port range.
     scoped: Vec<(Element, u8, u16, u16)>,
+    /// A port map's elements: first and last address, the mark (sorted, disjoint).
+    mapped: Vec<(IpAddr, IpAddr, u32)>,
+    /// A scope set's elements: mark, protocol number, port range.
+    marked: Vec<(u32, u8, u16, u16)>,
     unreadable: bool,
 }
 
@@ -75,26 +79,87 @@ impl Elements {
             .any(|(e, proto, lo, hi)| *proto == flow.proto && *lo <= port && port <= *hi && e.contains(flow.dst))
     }
 
-    /// Read `a . tcp . 443` or `a . udp . 8000-8100` (the words of one listed element).
+    /// The mark a port map gives `a`; `None` when no range holds it.
+    fn mark_of(&self, a: IpAddr) -> Option<u32> {
+        let at = self.mapped.partition_point(|(_, hi, _)| *hi < a);
+        self.mapped.get(at).filter(|(lo, _, _)| *lo <= a).map(|(_, _, m)| *m)
+    }
+
+    fn admits_marked(&self, mark: u32, flow: &Flow) -> bool {
+        let Some(port) = flow.dport else { return false };
+        self.marked.iter().any(|(m, proto, lo, hi)| *m == mark && *proto == flow.proto && *lo <= port && port <= *hi)
+    }
+
+    /// Read `a . tcp . 443`, `a . udp . 8000-8100` or `0x5e400001 . tcp . 443` (the words
+    /// of one listed element).
     fn push_scoped(&mut self, words: &[&str]) {
         let parsed = match words {
-            [addr, ".", proto, ".", ports, ..] => (|| {
-                let e = Element::parse(addr)?;
+            [key, ".", proto, ".", ports, ..] => (|| {
                 let proto = match *proto {
                     "tcp" => TCP,
                     "udp" => UDP,
                     n => n.parse().ok()?,
                 };
                 let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
-                Some((e, proto, lo.parse().ok()?, hi.parse().ok()?))
+                let (lo, hi) = (lo.parse().ok()?, hi.parse().ok()?);
+                match mark(key) {
+                    Some(m) => self.marked.push((m, proto, lo, hi)),
+                    None => self.scoped.push((Element::parse(key)?, proto, lo, hi)),
+                }
+                Some(())
+            })(),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.unreadable = true;
+        }
+    }
+
+    /// Read `10.0.0.0/16 : 0x5e400001` or `10.1.0.0-10.1.0.9 : 0x5e400002`.
+    fn push_mapped(&mut self, words: &[&str]) {
+        let parsed = match words {
+            [key, ":", value, ..] => (|| {
+                let (lo, hi) = match Element::parse(key)? {
+                    Element::Net(n) => bounds(n),
+                    Element::Range(lo, hi) => (lo, hi),
+                };
+                Some((lo, hi, mark(value)?))
             })(),
             _ => None,
         };
         match parsed {
-            Some(el) => self.scoped.push(el),
+            Some(el) => self.mapped.push(el),
             None => self.unreadable = true,
         }
     }
+}
+
+/// A mark as nft prints it (`0x5e400001`).
+fn mark(word: &str) -> Option<u32> {
+    u32::from_str_radix(word.strip_prefix("0x")?, 16).ok()
+}
+
+/// The first and last address of a network.
+fn bounds(net: IpNet) -> (IpAddr, IpAddr) {
+    match net.addr() {
+        IpAddr::V4(a) => {
+            let host = u32::MAX.checked_shr(u32::from(net.prefix())).unwrap_or(0);
+            (IpAddr::V4(a), IpAddr::V4((u32::from(a) | host).into()))
+        }
+        IpAddr::V6(a) => {
+            let host = u128::MAX.checked_shr(u32::from(net.prefix())).unwrap_or(0);
+            (IpAddr::V6(a), IpAddr::V6((u128::from(a) | host).into()))
+        }
+    }
+}
+
+/// What the interpreter knows of the packet mark. A flow's packet is judged with mark 0:
+/// the table clears a mark in the scope-id range before its first port map, and no scope
+/// set holds a mark outside that range, so any mark the socket set reads the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Known(u32),
+    Unknown,
 }
 
 /// The parts of a listing the output chain's verdict depends on; each rule split into its
@@ -135,13 +200,14 @@ impl Listing {
             let closes = line.matches('}').count();
             if depth == 1 && opens > 0 && opens == closes {
                 // A set declared on one line (as the generator writes it).
-                if let Some(name) = line.strip_prefix("set ").and_then(|r| r.split_whitespace().next()) {
+                let declared = line.strip_prefix("set ").or_else(|| line.strip_prefix("map "));
+                if let Some(name) = declared.and_then(|r| r.split_whitespace().next()) {
                     l.sets.push((name.to_string(), elements(line)));
                 }
             } else if depth == 1 && opens > closes {
                 let mut words = line.split_whitespace();
                 match (words.next(), words.next()) {
-                    (Some("set"), Some(name)) => set = Some((name.to_string(), String::new())),
+                    (Some("set" | "map"), Some(name)) => set = Some((name.to_string(), String::new())),
                     (Some("chain"), Some(name)) => in_output = name == "output",
                     _ => {}
                 }
@@ -168,8 +234,9 @@ impl Listing {
 
     /// True when a new packet of `flow` would pass the output chain.
     pub fn admits(&self, flow: &Flow) -> bool {
+        let mut mark = Mark::Known(0);
         for rule in &self.output {
-            let (says, verdict) = self.judge(rule, flow);
+            let (says, verdict) = self.judge(rule, flow, &mut mark);
             let Some(verdict) = verdict else { continue };
             let matched = match says {
                 Says::Yes => true,
@@ -186,18 +253,13 @@ impl Listing {
 
     /// What a rule's conditions say of `flow`, and its verdict (`None`: it has none, like
     /// a rule that only logs).
-    fn judge(&self, words: &[String], flow: &Flow) -> (Says, Option<Verdict>) {
+    /// `mark` is the packet mark before the rule and after it (a rule may set it).
+    fn judge(&self, words: &[String], flow: &Flow, mark: &mut Mark) -> (Says, Option<Verdict>) {
         let mut says = Says::Yes;
         let mut verdict = None;
         let mut i = 0;
         let word = |k: usize| words.get(k).map(String::as_str);
-        let mut and = |s: Says| {
-            says = match (says, s) {
-                (Says::No, _) | (_, Says::No) => Says::No,
-                (Says::Unknown, _) | (_, Says::Unknown) => Says::Unknown,
-                _ => Says::Yes,
-            }
-        };
+
         while let Some(w) = word(i) {
             i += 1;
             match w {
@@ -208,46 +270,60 @@ impl Listing {
                             .is_some_and(|w| w == [".", "meta", "l4proto", ".", "th", "dport"]) =>
                 {
                     let v6 = w == "ip6";
-                    and(match word(i + 7).and_then(|v| v.strip_prefix('@')) {
-                        _ if v6 != flow.dst.is_ipv6() => Says::No,
-                        Some(name) => self.scoped(name, flow),
-                        None => Says::Unknown,
-                    });
+                    both(
+                        &mut says,
+                        match word(i + 7).and_then(|v| v.strip_prefix('@')) {
+                            _ if v6 != flow.dst.is_ipv6() => Says::No,
+                            Some(name) => self.scoped(name, flow),
+                            None => Says::Unknown,
+                        },
+                    );
                     i += 8;
                 }
                 "ip" | "ip6" if word(i) == Some("daddr") => {
                     let v6 = w == "ip6";
                     let negated = word(i + 1) == Some("!=");
                     let value = word(i + if negated { 2 } else { 1 });
-                    and(match (v6 != flow.dst.is_ipv6(), self.daddr(value, flow.dst)) {
-                        (true, _) => Says::No,
-                        (false, Says::Yes) if negated => Says::No,
-                        (false, Says::No) if negated => Says::Yes,
-                        (false, says) => says,
-                    });
+                    both(
+                        &mut says,
+                        match (v6 != flow.dst.is_ipv6(), self.daddr(value, flow.dst)) {
+                            (true, _) => Says::No,
+                            (false, Says::Yes) if negated => Says::No,
+                            (false, Says::No) if negated => Says::Yes,
+                            (false, says) => says,
+                        },
+                    );
                     i += if negated { 3 } else { 2 };
+                }
+                "meta" if word(i) == Some("mark") => {
+                    let (s, used) = self.meta_mark(&words[i + 1..], says, flow, mark);
+                    both(&mut says, s);
+                    i += 1 + used;
                 }
                 "tcp" | "udp" if word(i) == Some("dport") => {
                     let proto = if w == "tcp" { TCP } else { UDP };
-                    and(match word(i + 1).map(str::parse::<u16>) {
-                        _ if flow.proto != proto => Says::No,
-                        Some(Ok(p)) => yes(flow.dport == Some(p)),
-                        _ => Says::Unknown,
-                    });
+                    both(
+                        &mut says,
+                        match word(i + 1).map(str::parse::<u16>) {
+                            _ if flow.proto != proto => Says::No,
+                            Some(Ok(p)) => yes(flow.dport == Some(p)),
+                            _ => Says::Unknown,
+                        },
+                    );
                     i += 2;
                 }
                 // Neighbour discovery and MLD are never tracked flows.
                 "icmp" | "icmpv6" if word(i) == Some("type") => {
-                    and(Says::No);
+                    both(&mut says, Says::No);
                     i += 2;
                 }
                 "oifname" => {
-                    and(if word(i) == Some("\"lo\"") { yes(flow.local) } else { Says::Unknown });
+                    both(&mut says, if word(i) == Some("\"lo\"") { yes(flow.local) } else { Says::Unknown });
                     i += 1;
                 }
                 // The flow is judged as a new packet would be.
                 "ct" if word(i) == Some("state") => {
-                    and(yes(word(i + 1).is_some_and(|s| s.split(',').any(|s| s == "new"))));
+                    both(&mut says, yes(word(i + 1).is_some_and(|s| s.split(',').any(|s| s == "new"))));
                     i += 2;
                 }
                 "log" => {
@@ -272,7 +348,7 @@ impl Listing {
                     verdict = Some(Verdict::Other);
                     break;
                 }
-                _ => and(Says::Unknown),
+                _ => both(&mut says, Says::Unknown),
             }
         }
         // A verdict that is not ours decides nothing this interpreter can vouch for.
@@ -280,6 +356,63 @@ impl Listing {
             Some(Verdict::Other) => (Says::Unknown, Some(Verdict::Refuse)),
             v => (says, v),
         }
+    }
+
+    /// The words after `meta mark`: a condition on the mark (`0x5e000000/8`), a match of
+    /// mark, protocol and port against a scope set (`. meta l4proto . th dport @s`), or a
+    /// statement setting the mark (`set 0x00000000`, `set ip daddr map @m`), which acts
+    /// only when the rule's conditions so far (`so_far`) hold. Returns what it says and how
+    /// many words it used.
+    fn meta_mark(&self, rest: &[String], so_far: Says, flow: &Flow, mark: &mut Mark) -> (Says, usize) {
+        let w = |k: usize| rest.get(k).map(String::as_str);
+        let set_to = |mark: &mut Mark, value: Mark| {
+            *mark = match so_far {
+                Says::Yes => value,
+                Says::No => *mark,
+                Says::Unknown if value == *mark => value,
+                Says::Unknown => Mark::Unknown,
+            }
+        };
+        if rest.get(..6).is_some_and(|r| r == [".", "meta", "l4proto", ".", "th", "dport"]) {
+            let says = match (w(6).and_then(|v| v.strip_prefix('@')), *mark) {
+                (Some(name), Mark::Known(m)) => match self.sets.iter().find(|(n, _)| n == name) {
+                    Some((_, e)) if e.admits_marked(m, flow) => Says::Yes,
+                    Some((_, e)) if !e.unreadable => Says::No,
+                    _ => Says::Unknown,
+                },
+                _ => Says::Unknown,
+            };
+            return (says, 7);
+        }
+        if w(0) == Some("set") {
+            if matches!(w(1), Some("ip" | "ip6")) && w(2) == Some("daddr") && w(3) == Some("map") {
+                if (w(1) == Some("ip6")) == flow.dst.is_ipv6() {
+                    match w(4).and_then(|v| v.strip_prefix('@')).and_then(|n| self.sets.iter().find(|(s, _)| s == n)) {
+                        Some((_, e)) => match e.mark_of(flow.dst) {
+                            Some(m) => set_to(mark, Mark::Known(m)),
+                            None if e.unreadable => set_to(mark, Mark::Unknown),
+                            None => {}
+                        },
+                        None => set_to(mark, Mark::Unknown),
+                    }
+                }
+                return (Says::Yes, 5);
+            }
+            set_to(mark, w(1).and_then(self::mark).map_or(Mark::Unknown, Mark::Known));
+            return (Says::Yes, 2);
+        }
+        // `meta mark VALUE/BITS` or `meta mark VALUE`.
+        let says = match (w(0).map(|v| v.split_once('/').unwrap_or((v, "32"))), *mark) {
+            (Some((value, bits)), Mark::Known(m)) => match (self::mark(value), bits.parse::<u32>()) {
+                (Some(v), Ok(bits @ 0..=32)) => {
+                    let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                    yes(m & mask == v & mask)
+                }
+                _ => Says::Unknown,
+            },
+            _ => Says::Unknown,
+        };
+        (says, 1)
     }
 
     /// `daddr . meta l4proto . th dport @name`: a port-scoped set.
@@ -312,6 +445,15 @@ impl Listing {
     }
 }
 
+/// `says` and `s` both.
+fn both(says: &mut Says, s: Says) {
+    *says = match (*says, s) {
+        (Says::No, _) | (_, Says::No) => Says::No,
+        (Says::Unknown, _) | (_, Says::Unknown) => Says::Unknown,
+        _ => Says::Yes,
+    }
+}
+
 fn yes(b: bool) -> Says {
     if b {
         Says::Yes
@@ -330,6 +472,10 @@ fn elements(body: &str) -> Elements {
     for atom in inner.split(',') {
         let words: Vec<&str> = atom.split_whitespace().collect();
         let Some(word) = words.first().copied() else { continue };
+        if words.get(1) == Some(&":") {
+            out.push_mapped(&words);
+            continue;
+        }
         if words.get(1) == Some(&".") {
             out.push_scoped(&words);
             continue;
@@ -342,6 +488,7 @@ fn elements(body: &str) -> Elements {
             None => out.unreadable = true,
         }
     }
+    out.mapped.sort_unstable();
     out
 }
 

@@ -5,6 +5,7 @@
 //! * [`facts`]: the network facts a ruleset depends on (DNS forwarder, ports, gateways).
 //! * [`posture`]: the rules of UP, DOWN, DISENGAGED and QUARANTINE.
 //! * [`scoped`]: elements of the port-scoped sets, made canonical.
+//! * [`portmap`]: a tier's port-scoped entries as disjoint ranges with scope ids.
 //! * [`seeds`]: `add element` statements for the authored addresses.
 //! * [`script`]: the rest of the nft text: live element changes, flushes, table replacement,
 //!   the arguments of nft queries, dnsmasq's set names.
@@ -19,6 +20,7 @@ pub mod admission;
 pub mod constants;
 pub mod facts;
 pub mod file;
+pub mod portmap;
 pub mod posture;
 pub mod scoped;
 pub mod script;

@@ -10,6 +10,7 @@ use crate::constants::{
     PREFIX_BYPASS, PREFIX_DENIED, PREFIX_PRIVATE, REJECT, TABLE,
 };
 use crate::facts::NetFacts;
+use crate::portmap::{MARK_BASE, MARK_MASK};
 use crate::sets::{SetId, SetKind};
 
 /// What the output chain enforces.
@@ -117,11 +118,29 @@ fn range_rejects(ranges: impl Iterator<Item = &'static str>, out: &mut Vec<Strin
     }
 }
 
-/// One rule per set of the tier (addresses, networks and port-scoped, v4 and v6).
+/// One rule per set of the tier (addresses, networks and port-scoped, v4 and v6), then its
+/// port maps: each sets the packet mark to the scope id of the destination's range, then of
+/// the destination itself (a lookup that misses leaves the mark as it was; an address's
+/// scope includes its networks'), and the scope set matches mark, protocol and port.
 fn tier_rules(tier: Tier, prefix: &str, verdict: &str, out: &mut Vec<String>) {
     let sets = [false, true].into_iter().flat_map(|net| [false, true].map(|v6| SetId::authored(tier, v6, net)));
     let scoped = [false, true].map(|v6| SetId::scoped(tier, v6));
     set_rules(sets.chain(scoped).flatten(), prefix, verdict, out);
+    if let Some(scopes) = SetId::scopes(tier) {
+        let maps = [false, true].into_iter().flat_map(|v6| [SetId::port_map(tier, v6), SetId::port_hosts(tier, v6)]);
+        for map in maps.flatten() {
+            let family = if map.is_v6() { "ip6" } else { "ip" };
+            out.push(format!("meta mark set {family} daddr map @{map}"));
+        }
+        out.push(format!("meta mark . meta l4proto . th dport @{scopes} {} counter {verdict}", log(prefix)));
+    }
+}
+
+/// Clear a mark in the range of scope ids before the first port map is consulted: a mark
+/// the container set on its socket must never read as a scope. Other marks stay.
+fn mark_reset(out: &mut Vec<String>) {
+    let bits = MARK_MASK.count_ones();
+    out.push(format!("meta mark {MARK_BASE:#010x}/{bits} meta mark set 0x00000000"));
 }
 
 fn set_rules(sets: impl IntoIterator<Item = SetId>, prefix: &str, verdict: &str, out: &mut Vec<String>) {
@@ -136,6 +155,7 @@ fn output_chain(posture: Posture, f: &NetFacts) -> (&'static str, Vec<String>) {
     match posture {
         Posture::Up => {
             preamble(f, &mut r);
+            mark_reset(&mut r);
             range_rejects(hard_deny(), &mut r);
             gateway_rejects(f, &mut r);
             tier_rules(Tier::Override, PREFIX_ALLOWED, "accept", &mut r);
@@ -150,6 +170,7 @@ fn output_chain(posture: Posture, f: &NetFacts) -> (&'static str, Vec<String>) {
         }
         Posture::Down => {
             preamble(f, &mut r);
+            mark_reset(&mut r);
             range_rejects(hard_deny(), &mut r);
             gateway_rejects(f, &mut r);
             tier_rules(Tier::Override, PREFIX_BYPASS, "accept", &mut r);
@@ -184,12 +205,19 @@ fn input_rules() -> Vec<String> {
 
 fn set_declaration(set: SetId) -> String {
     let addr = if set.is_v6() { "ipv6_addr" } else { "ipv4_addr" };
+    match set.kind() {
+        SetKind::PortMap => return format!("map {set} {{ type {addr} : mark; flags interval; }}"),
+        SetKind::PortHostMap => return format!("map {set} {{ type {addr} : mark; }}"),
+        SetKind::Scopes => return format!("set {set} {{ type mark . inet_proto . inet_service; flags interval; }}"),
+        _ => {}
+    }
     let ty = if set.is_scoped() { format!("{addr} . inet_proto . inet_service") } else { addr.to_string() };
     let rest = match set.kind() {
         SetKind::Addr => String::new(),
         SetKind::Net | SetKind::Scoped => " flags interval;".into(),
         SetKind::Learned => format!(" flags timeout; timeout {DNS_LEARNED_TIMEOUT};"),
         SetKind::Window | SetKind::LearnedScoped => " flags interval, timeout;".into(),
+        SetKind::PortMap | SetKind::PortHostMap | SetKind::Scopes => unreachable!("declared above"),
     };
     format!("set {set} {{ type {ty};{rest} }}")
 }

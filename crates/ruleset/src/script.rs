@@ -5,6 +5,7 @@
 use terok_shield_policy::IpNet;
 
 use crate::constants::{TABLE, TABLE_FAMILY, TABLE_NAME};
+use crate::portmap::{MapRange, ScopeElement};
 use crate::scoped::Scoped;
 use crate::sets::SetId;
 
@@ -32,6 +33,18 @@ pub fn add_scoped(set: SetId, elements: &[Scoped]) -> String {
     format!("add element {TABLE} {set} {{ {} }}\n", list.join(", "))
 }
 
+/// `add element` of port-map ranges (`a-b : 0x5e400001`) to the port map `set`.
+pub fn add_mapped(set: SetId, ranges: &[MapRange]) -> String {
+    let list: Vec<String> = ranges.iter().map(MapRange::to_string).collect();
+    format!("add element {TABLE} {set} {{ {} }}\n", list.join(", "))
+}
+
+/// `add element` of scope elements (`0x5e400001 . tcp . 443`) to the scope set `set`.
+pub fn add_scopes(set: SetId, elements: &[ScopeElement]) -> String {
+    let list: Vec<String> = elements.iter().map(ScopeElement::to_string).collect();
+    format!("add element {TABLE} {set} {{ {} }}\n", list.join(", "))
+}
+
 /// One transaction moving `element` into `into`, out of `out_of` first when given.
 pub fn move_element(out_of: Option<SetId>, into: SetId, element: IpNet) -> String {
     let mut s = String::new();
@@ -44,7 +57,12 @@ pub fn move_element(out_of: Option<SetId>, into: SetId, element: IpNet) -> Strin
 
 /// One transaction emptying `sets`.
 pub fn flush(sets: &[SetId]) -> String {
-    sets.iter().map(|s| format!("flush set {TABLE} {s}\n")).collect()
+    sets.iter()
+        .map(|s| {
+            let what = if s.is_map() { "map" } else { "set" };
+            format!("flush {what} {TABLE} {s}\n")
+        })
+        .collect()
 }
 
 /// A script that puts `table` (a rendered `table inet terok_shield { … }`) in place of
@@ -66,9 +84,10 @@ pub fn list_table_args() -> Vec<String> {
     vec!["list".into(), "table".into(), TABLE_FAMILY.into(), TABLE_NAME.into()]
 }
 
-/// `nft` arguments that list one set.
+/// `nft` arguments that list one set (or map).
 pub fn list_set_args(set: SetId) -> Vec<String> {
-    vec!["list".into(), "set".into(), TABLE_FAMILY.into(), TABLE_NAME.into(), set.name().into()]
+    let what = if set.is_map() { "map" } else { "set" };
+    vec!["list".into(), what.into(), TABLE_FAMILY.into(), TABLE_NAME.into(), set.name().into()]
 }
 
 /// `nft` arguments that look one element up.

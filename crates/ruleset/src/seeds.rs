@@ -2,6 +2,7 @@
 
 use terok_shield_policy::{Effective, IpNet, Ports, Target, Tier};
 
+use crate::portmap::{self, PortMap};
 use crate::scoped::{canonical, Scoped};
 use crate::sets::{SetId, SetKind};
 
@@ -35,7 +36,7 @@ impl Seeds {
     /// are the resolver's: it pins what it answers).
     pub fn with_ports(self, effective: &Effective) -> Seeds {
         let scoped = |list: &[(Target, Ports)]| -> Vec<Scoped> {
-            Effective::scoped_nets(list).iter().flat_map(|(n, p)| Scoped::of(*n, p).collect::<Vec<_>>()).collect()
+            list.iter().filter_map(|(t, p)| Some(Scoped::of(t.as_net()?, p))).flatten().collect()
         };
         Seeds {
             t40_project_allow_ports: scoped(&effective.scoped_allows),
@@ -51,35 +52,52 @@ impl Seeds {
     }
 }
 
-/// The canonical elements of every seeded port-scoped set, in statement order (t40, t10,
-/// t20; v4 then v6).
-pub fn scoped_set_elements(seeds: &Seeds) -> Vec<(SetId, Vec<Scoped>)> {
-    let mut out = Vec::new();
+/// How each authored tier's port-scoped elements load: into its port map and scope set,
+/// or, when they need more labels than a map holds, canonical into its port-scoped sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortLoad {
+    pub maps: Vec<(Tier, PortMap)>,
+    pub sets: Vec<(SetId, Vec<Scoped>)>,
+}
+
+/// The port loads of every seeded tier, in statement order (t20, t10, t40, as
+/// [`set_elements`]; empty tiers left out).
+pub fn port_load(seeds: &Seeds) -> PortLoad {
+    let mut out = PortLoad::default();
     for (tier, elements) in [
-        (Tier::ProjectAllow, &seeds.t40_project_allow_ports),
-        (Tier::Override, &seeds.t10_override_ports),
         (Tier::SecurityDeny, &seeds.t20_security_deny_ports),
+        (Tier::Override, &seeds.t10_override_ports),
+        (Tier::ProjectAllow, &seeds.t40_project_allow_ports),
     ] {
-        for v6 in [false, true] {
-            let of_family = elements.iter().filter(|e| e.net.is_ipv4() != v6).copied();
-            if let Some(set) = SetId::scoped(tier, v6) {
-                out.push((set, canonical(of_family)));
+        if elements.is_empty() {
+            continue;
+        }
+        match portmap::build(tier, elements) {
+            Some(map) => out.maps.push((tier, map)),
+            None => {
+                for v6 in [false, true] {
+                    let of_family = elements.iter().filter(|e| e.net.is_ipv4() != v6).copied();
+                    if let Some(set) = SetId::scoped(tier, v6) {
+                        out.sets.push((set, canonical(of_family)));
+                    }
+                }
             }
         }
     }
     out
 }
 
-/// The elements of every seeded set, in statement order (t40, t10, t20; per family single
-/// addresses then networks). Single addresses go to the tier's plain sets, networks to its
+/// The elements of every seeded set, in statement order (t20, t10, t40: the denies are in
+/// before any allow, so a table filled while a container runs never admits, for a moment,
+/// what a deny refuses; per family single addresses then networks). Single addresses go to the tier's plain sets, networks to its
 /// interval sets (nested networks collapsed into the outermost, since an interval set
 /// refuses overlapping elements).
 pub fn set_elements(seeds: &Seeds) -> Vec<(SetId, Vec<IpNet>)> {
     let mut out = Vec::new();
     for (tier, elements) in [
-        (Tier::ProjectAllow, &seeds.t40_project_allow),
-        (Tier::Override, &seeds.t10_override),
         (Tier::SecurityDeny, &seeds.t20_security_deny),
+        (Tier::Override, &seeds.t10_override),
+        (Tier::ProjectAllow, &seeds.t40_project_allow),
     ] {
         for v6 in [false, true] {
             let mut hosts: Vec<IpNet> = Vec::new();
@@ -113,7 +131,26 @@ pub fn seed_statements(seeds: &Seeds, max_addresses: usize, max_networks: usize)
             out.push(crate::script::add_elements(set, chunk).trim_end().to_string());
         }
     }
-    for (set, elements) in scoped_set_elements(seeds) {
+    let load = port_load(seeds);
+    for (tier, map) in &load.maps {
+        for v6 in [false, true] {
+            for (set, ranges, max) in [
+                (SetId::port_map(*tier, v6), map.ranges(v6), max_networks),
+                (SetId::port_hosts(*tier, v6), map.hosts(v6), max_addresses),
+            ] {
+                let Some(set) = set else { continue };
+                for chunk in ranges.chunks(max.max(1)) {
+                    out.push(crate::script::add_mapped(set, chunk).trim_end().to_string());
+                }
+            }
+        }
+        if let Some(set) = SetId::scopes(*tier) {
+            for chunk in map.scopes.chunks(max_networks.max(1)) {
+                out.push(crate::script::add_scopes(set, chunk).trim_end().to_string());
+            }
+        }
+    }
+    for (set, elements) in load.sets {
         for chunk in elements.chunks(max_networks.max(1)) {
             out.push(crate::script::add_scoped(set, chunk).trim_end().to_string());
         }
@@ -170,13 +207,14 @@ mod tests {
         assert_eq!(
             seed_statements(&seeds, 1000, 1000),
             [
+                "add element inet terok_shield t20_security_deny_net_v6 { 2001:db8::/32 }",
+                "add element inet terok_shield t10_override_v4 { 10.222.222.10 }",
                 "add element inet terok_shield t40_project_allow_v4 { 198.51.100.1 }",
                 "add element inet terok_shield t40_project_allow_net_v4 { 10.0.0.0/8, 198.51.100.0/24 }",
                 "add element inet terok_shield t40_project_allow_v6 { 2001:db8::1 }",
-                "add element inet terok_shield t10_override_v4 { 10.222.222.10 }",
-                "add element inet terok_shield t20_security_deny_net_v6 { 2001:db8::/32 }",
-                "add element inet terok_shield t40_project_allow_port_v4 { 198.51.100.0/24 . tcp . 443 }",
-                "add element inet terok_shield t40_project_allow_port_v6 { 2001:db8::7 . tcp . 443 }",
+                "add element inet terok_shield t40_project_allow_portmap_v4 { 198.51.100.0-198.51.100.255 : 0x5e400001 }",
+                "add element inet terok_shield t40_project_allow_porthost_v6 { 2001:db8::7 : 0x5e400001 }",
+                "add element inet terok_shield t40_project_allow_scopes { 0x5e400001 . tcp . 443 }",
             ]
         );
     }

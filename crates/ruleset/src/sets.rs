@@ -21,6 +21,16 @@ pub enum SetKind {
     /// Port-scoped elements learned from DNS answers: `flags interval, timeout`, each with
     /// its own timeout.
     LearnedScoped,
+    /// A map from disjoint address ranges to the scope id of the ports open there
+    /// (`type ipv4_addr : mark; flags interval`): the bulk of a tier's port-scoped entries.
+    PortMap,
+    /// Single addresses to the scope id of the ports open there (`type ipv4_addr : mark`, a
+    /// hash: cheap to fill in bulk); consulted after the tier's port map, so an address's
+    /// scope includes the ports of the networks containing it.
+    PortHostMap,
+    /// The ports of each scope id of a tier's port maps (`mark . inet_proto . inet_service`,
+    /// `flags interval`).
+    Scopes,
 }
 
 /// One set of the table.
@@ -50,7 +60,10 @@ const PROJECT: Option<Tier> = Some(Tier::ProjectAllow);
 /// authored element ever carries a timeout (nft 1.0.6 ignores `timeout 0s` on a set with a
 /// default timeout) and bulk loads stay in plain sets.
 /// The port-scoped twins (`_port_`) follow: one per tier and family, and the learned one.
-const DEFS: [Def; 30] = [
+/// Then each authored tier's port maps (`_portmap_` for networks, `_porthost_` for single
+/// addresses, per family) and its scope set (`_scopes`, both families): what the hook loads
+/// a tier's port-scoped entries into.
+const DEFS: [Def; 45] = [
     def("t10_override_v4", false, SetKind::Addr, OVERRIDE),
     def("t10_override_v6", true, SetKind::Addr, OVERRIDE),
     def("t10_override_net_v4", false, SetKind::Net, OVERRIDE),
@@ -81,12 +94,28 @@ const DEFS: [Def; 30] = [
     def("t40_project_allow_port_v6", true, SetKind::Scoped, PROJECT),
     def("t40_dns_port_v4", false, SetKind::LearnedScoped, None),
     def("t40_dns_port_v6", true, SetKind::LearnedScoped, None),
+    def("t10_override_portmap_v4", false, SetKind::PortMap, OVERRIDE),
+    def("t10_override_portmap_v6", true, SetKind::PortMap, OVERRIDE),
+    def("t10_override_porthost_v4", false, SetKind::PortHostMap, OVERRIDE),
+    def("t10_override_porthost_v6", true, SetKind::PortHostMap, OVERRIDE),
+    def("t10_override_scopes", false, SetKind::Scopes, OVERRIDE),
+    def("t20_security_deny_portmap_v4", false, SetKind::PortMap, DENY),
+    def("t20_security_deny_portmap_v6", true, SetKind::PortMap, DENY),
+    def("t20_security_deny_porthost_v4", false, SetKind::PortHostMap, DENY),
+    def("t20_security_deny_porthost_v6", true, SetKind::PortHostMap, DENY),
+    def("t20_security_deny_scopes", false, SetKind::Scopes, DENY),
+    def("t40_project_allow_portmap_v4", false, SetKind::PortMap, PROJECT),
+    def("t40_project_allow_portmap_v6", true, SetKind::PortMap, PROJECT),
+    def("t40_project_allow_porthost_v4", false, SetKind::PortHostMap, PROJECT),
+    def("t40_project_allow_porthost_v6", true, SetKind::PortHostMap, PROJECT),
+    def("t40_project_allow_scopes", false, SetKind::Scopes, PROJECT),
 ];
 
 const LEARNED_V4: SetId = SetId(16);
 const WINDOW_V4: SetId = SetId(18);
 const SCOPED_BASE: u8 = 20;
 const LEARNED_SCOPED_V4: SetId = SetId(28);
+const PORTMAP_BASE: u8 = 30;
 
 impl SetId {
     /// Every set, in declaration order.
@@ -133,6 +162,23 @@ impl SetId {
         Some(SetId(SCOPED_BASE + 2 * tier_index(tier)? + u8::from(v6)))
     }
 
+    /// The port map of an authored tier and family; `None` for the tiers without one (the
+    /// provider tier holds names only, the live overlay no sets).
+    pub fn port_map(tier: Tier, v6: bool) -> Option<SetId> {
+        Some(SetId(PORTMAP_BASE + 5 * map_index(tier)? + u8::from(v6)))
+    }
+
+    /// The single-address port map of an authored tier and family; `None` where
+    /// [`SetId::port_map`] is.
+    pub fn port_hosts(tier: Tier, v6: bool) -> Option<SetId> {
+        Some(SetId(PORTMAP_BASE + 5 * map_index(tier)? + 2 + u8::from(v6)))
+    }
+
+    /// The scope set of an authored tier's port maps; `None` where [`SetId::port_map`] is.
+    pub fn scopes(tier: Tier) -> Option<SetId> {
+        Some(SetId(PORTMAP_BASE + 5 * map_index(tier)? + 4))
+    }
+
     /// Where a live port-scoped allow (`true`) or deny (`false`) goes.
     pub fn live_scoped(allow: bool, v6: bool) -> SetId {
         let tier = if allow { Tier::ProjectAllow } else { Tier::SecurityDeny };
@@ -150,6 +196,11 @@ impl SetId {
     /// Every set that holds learned addresses (whole and port-scoped).
     pub fn all_learned() -> [SetId; 4] {
         [SetId::learned(false), SetId::learned(true), SetId::learned_scoped(false), SetId::learned_scoped(true)]
+    }
+
+    /// The set is a map (`map NAME { … }`), not a set.
+    pub fn is_map(self) -> bool {
+        matches!(self.kind(), SetKind::PortMap | SetKind::PortHostMap)
     }
 
     /// The set's elements carry a port scope.
@@ -204,6 +255,16 @@ fn tier_index(tier: Tier) -> Option<u8> {
     }
 }
 
+/// The position of a tier among those with port maps.
+fn map_index(tier: Tier) -> Option<u8> {
+    match tier {
+        Tier::Override => Some(0),
+        Tier::SecurityDeny => Some(1),
+        Tier::ProjectAllow => Some(2),
+        Tier::ProviderAllow | Tier::Live => None,
+    }
+}
+
 impl std::fmt::Display for SetId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -216,13 +277,18 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_lookups_agree_with_the_catalogue() {
-        assert_eq!(SetId::all().count(), 30);
+        assert_eq!(SetId::all().count(), 45);
         for s in SetId::all() {
             assert_eq!(SetId::parse(s.name()), Some(s));
             assert_eq!(s.name().contains("_v6"), s.is_v6());
             assert_eq!(s.name().contains("_port_"), s.is_scoped());
+            assert_eq!(s.name().contains("_portmap_"), s.kind() == SetKind::PortMap);
+            assert_eq!(s.name().contains("_porthost_"), s.kind() == SetKind::PortHostMap);
             match s.tier() {
                 Some(t) if s.is_scoped() => assert_eq!(SetId::scoped(t, s.is_v6()), Some(s)),
+                Some(t) if s.kind() == SetKind::PortMap => assert_eq!(SetId::port_map(t, s.is_v6()), Some(s)),
+                Some(t) if s.kind() == SetKind::PortHostMap => assert_eq!(SetId::port_hosts(t, s.is_v6()), Some(s)),
+                Some(t) if s.kind() == SetKind::Scopes => assert_eq!(SetId::scopes(t), Some(s)),
                 Some(t) => assert_eq!(SetId::authored(t, s.is_v6(), s.kind() == SetKind::Net), Some(s)),
                 None => {}
             }

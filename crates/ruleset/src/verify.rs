@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::constants::{hard_deny, private_ranges, PREFIX_BLOCKED, PREFIX_BYPASS, TABLE};
+use crate::portmap::{MARK_BASE, MARK_MASK};
 use crate::posture::Posture;
 
 /// The state word of `status CONTAINER`.
@@ -65,7 +66,7 @@ fn parse(text: &str) -> Listing {
         } else if depth == 1 && opens > 0 {
             let mut words = line.split_whitespace();
             match (words.next(), words.next()) {
-                (Some("set"), Some(name)) => l.sets.push(name.to_string()),
+                (Some("set" | "map"), Some(name)) => l.sets.push(name.to_string()),
                 (Some("chain"), Some(name)) if opens > closes => {
                     current = Some(name.to_string());
                     l.chains.entry(name.to_string()).or_default();
@@ -162,9 +163,26 @@ impl Checker<'_> {
         self.require(t10_first.is_some(), || "the override tier's rules are missing".into());
         self.before(hard_last, t10_first, "the hard-deny floor is not above the override tier");
         let t20_rejects = self.output().iter().filter(|r| uses(r, "t20_") && r.contains("reject")).count();
-        let t20_sets = crate::sets::SetId::all().filter(|s| s.denies()).count();
+        // Every deny set is matched by a reject; a port map only sets the mark its scope
+        // set's reject matches.
+        let t20_sets = crate::sets::SetId::all().filter(|s| s.denies() && !s.is_map()).count();
         self.require(t20_rejects == t20_sets, || "the deny tier does not reject".into());
+        self.marks_reset(t10_first);
         private_first
+    }
+
+    /// A mark in the scope-id range is cleared before the first rule of any tier (so a mark
+    /// the container set never reads as a scope), and nothing after sets a mark but the
+    /// port maps.
+    fn marks_reset(&mut self, t10_first: Option<usize>) {
+        let reset = format!("meta mark {MARK_BASE:#010x}/{} meta mark set 0x00000000", MARK_MASK.count_ones());
+        let at = self.first(|r| r == reset);
+        self.require(at.is_some(), || "the scope marks are not cleared".into());
+        self.before(at, t10_first, "the scope marks are cleared below the override tier");
+        let stray = self.output().iter().enumerate().any(|(i, r)| {
+            r.contains("mark set") && Some(i) != at && !(r.starts_with("meta mark set ") && r.contains("daddr map @t"))
+        });
+        self.require(!stray, || "a rule sets the mark other than through a port map".into());
     }
 
     fn bypass_logged(&mut self) {

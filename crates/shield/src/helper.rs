@@ -163,15 +163,18 @@ fn set_element(into: SetId, out_of: SetId, address: IpAddr) -> Result<()> {
     Ok(())
 }
 
-/// Port-scoped elements moved over netlink: out of `out_of` one by one (each only where it
-/// is), then into `into` in one transaction.
+/// Port-scoped elements moved over netlink: out of `out_of` one by one (each only where a
+/// lookup finds it: a delete the kernel refuses costs a grace period), then into `into` in
+/// one transaction.
 fn scoped(into: SetId, out_of: SetId, elements: &[Scoped]) -> Result<()> {
     let mut nl = nftnl::Loader::open()?;
     if !nl.has_set(into)? {
         return Err(ControlError::NoSets.into());
     }
     for e in elements {
-        nl.remove_scoped(out_of, e)?;
+        if nl.has_scoped(out_of, e)? {
+            nl.remove_scoped(out_of, e)?;
+        }
     }
     match nl.add_scoped(into, elements, None) {
         Err(crate::kernel::NetlinkError::Transaction { source, .. })

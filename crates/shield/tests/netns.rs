@@ -208,6 +208,24 @@ fn port_scoped_rules_open_only_their_ports() {
     assert!(matches!(lab.probe_port(HOST_DENIED_V4, OTHER_PORT, 3), Probe::Rejected(_)), "the scoped deny wins");
     let listing = lab.client.list_table();
     assert_eq!(verify(Posture::Up, &listing), Ok(()), "{listing}");
+    // The port-scoped entries went to the port maps: the /24 to the network map, the hosts
+    // inside it to the address map, each with the union of its own and the /24's scope.
+    assert!(listing.contains("198.51.100.0/24 : 0x5e40"), "{listing}");
+    let hosts = listing.split("map t40_project_allow_porthost_v4").nth(1).unwrap_or_default();
+    assert!(hosts.split('}').next().unwrap_or_default().contains(&format!("{HOST_ALLOWED_V4} : 0x5e40")), "{listing}");
+    // A mark forged on the socket never reads as a scope: with every t40 scope id of the
+    // table (0x5e400001…, one of them opens TCP 80), a host no port map holds is still
+    // rejected on port 80; and a mark outside the scope range does not stop an allowed
+    // destination.
+    for id in 1..=4u32 {
+        let forged = terok_shield_ruleset::portmap::MARK_BASE | 0x40 << 16 | id;
+        match lab.probe_marked(HOST_UNLISTED_V6, 80, forged, 3) {
+            // ICMPv6 administratively prohibited reads as EACCES.
+            Probe::Rejected(e) => assert!(e.contains("Permission denied"), "admin-prohibited, not {e}"),
+            other => panic!("mark {forged:#x} to {HOST_UNLISTED_V6}:80: {other:?}"),
+        }
+    }
+    assert_eq!(lab.probe_marked(HOST_ALLOWED_V4, 80, 0x1234, 3), Probe::Answered, "a foreign mark is kept");
     let l = Listing::parse(&listing);
     let flow = |dst: &str, proto, port| Flow {
         proto,

@@ -133,6 +133,13 @@ fn ports(who: Who) {
     assert_eq!(h.shield(&["up", &name]).code, 0, "{what}");
     h.probe(&name, &format!("{what} up again"), &[(ALLOWED_V4, true), (UNLISTED_V4, false)]);
     assert_eq!(connect(pid, UNLISTED_V4, ECHO), Ok(()), "{what}: the TCP rule after up");
+    // The live deny now sits in the deny tier's port map (UP loaded it from the policy): a
+    // live allow of the same port withdraws it there too, and a deny puts it back.
+    refused(pid, ALLOWED_V4, ECHO, &format!("{what}: the deny after up"));
+    assert_eq!(h.shield(&["allow", &name, &target]).code, 0, "{what}");
+    assert_eq!(connect(pid, ALLOWED_V4, ECHO), Ok(()), "{what}: allowed again after up");
+    assert_eq!(h.shield(&["deny", &name, &target]).code, 0, "{what}");
+    refused(pid, ALLOWED_V4, ECHO, &format!("{what}: denied again"));
     h.podman(&["rm", "-f", &name]);
 }
 

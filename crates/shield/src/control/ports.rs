@@ -35,13 +35,20 @@ impl Container<'_> {
         let (into, out_of) =
             (SetId::live_scoped(action == Action::Allow, v6), SetId::live_scoped(action != Action::Allow, v6));
         let mut overlay = tiers.live.clone();
-        upsert(&mut overlay, Entry { ports: Some(ports.clone()), ..Entry::new(action, target) });
+        upsert(&mut overlay, Entry { ports: Some(ports.clone()), ..Entry::new(action, target.clone()) });
+        let into_tier = if action == Action::Allow { Tier::ProjectAllow } else { Tier::SecurityDeny };
         let in_force = match &self.namespaces {
             Some(ns) => {
                 let op = NsOp::Scoped { into, out_of, elements: elements.clone() };
                 match self.helper.run_in(ns, &op) {
-                    Err(Error::Control(ControlError::Overlap)) => self.reload_scoped(&tiers, &overlay, into)?,
+                    Err(Error::Control(ControlError::Overlap)) => self.reload_ports(&tiers, &overlay, into_tier)?,
                     other => other?,
+                }
+                // An allow that withdraws a deny loaded into the deny tier's port map (the
+                // live deny before the last start or posture change, or a profile's): that
+                // tier is loaded again from the policy with the change.
+                if action == Action::Allow && effective.scoped_denies.contains(&(target.clone(), ports.clone())) {
+                    self.reload_ports(&tiers, &overlay, Tier::SecurityDeny)?;
                 }
                 if action == Action::Deny {
                     let (nft, ns) = self.running()?;
@@ -60,20 +67,36 @@ impl Container<'_> {
         Ok(Change { address: shown, in_force })
     }
 
-    /// Load `set` whole: flushed and filled with the canonical elements the tiers give it
-    /// once the live overlay is `overlay`, in one transaction.
-    fn reload_scoped(&self, tiers: &terok_shield_policy::TierSet, overlay: &[Entry], set: SetId) -> Result<()> {
+    /// Load the port-scoped structures of `tier` whole (its port-scoped sets, port maps and
+    /// scope set), flushed and filled from the tiers once the live overlay is `overlay`, in
+    /// one transaction.
+    fn reload_ports(&self, tiers: &terok_shield_policy::TierSet, overlay: &[Entry], tier: Tier) -> Result<()> {
         let (nft, _) = self.running()?;
         let mut after = tiers.clone();
         after.live = overlay.to_vec();
         let seeds = terok_shield_ruleset::Seeds::default().with_ports(&after.effective());
-        let (_, elements) = terok_shield_ruleset::seeds::scoped_set_elements(&seeds)
-            .into_iter()
-            .find(|(s, _)| *s == set)
-            .unwrap_or((set, Vec::new()));
-        let mut text = script::flush(&[set]);
-        if !elements.is_empty() {
-            text.push_str(&script::add_scoped(set, &elements));
+        let load = terok_shield_ruleset::seeds::port_load(&seeds);
+        let scoped = [false, true].map(|v6| SetId::scoped(tier, v6));
+        let maps = [false, true].map(|v6| SetId::port_map(tier, v6));
+        let hosts = [false, true].map(|v6| SetId::port_hosts(tier, v6));
+        let all: Vec<SetId> =
+            scoped.into_iter().chain(maps).chain(hosts).chain([SetId::scopes(tier)]).flatten().collect();
+        let mut text = script::flush(&all);
+        for (_, map) in load.maps.iter().filter(|(t, _)| *t == tier) {
+            for v6 in [false, true] {
+                let i = usize::from(v6);
+                for (set, ranges) in [(maps[i], map.ranges(v6)), (hosts[i], map.hosts(v6))] {
+                    if let Some(set) = set.filter(|_| !ranges.is_empty()) {
+                        text.push_str(&script::add_mapped(set, ranges));
+                    }
+                }
+            }
+            if let Some(set) = SetId::scopes(tier).filter(|_| !map.scopes.is_empty()) {
+                text.push_str(&script::add_scopes(set, &map.scopes));
+            }
+        }
+        for (set, elements) in load.sets.iter().filter(|(s, e)| s.tier() == Some(tier) && !e.is_empty()) {
+            text.push_str(&script::add_scoped(*set, elements));
         }
         nft.apply(&text)?;
         Ok(())

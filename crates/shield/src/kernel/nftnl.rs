@@ -17,6 +17,7 @@ use nix::errno::Errno;
 use nix::sys::socket::{recv, MsgFlags};
 use terok_shield_policy::IpNet;
 use terok_shield_ruleset::constants::TABLE_NAME;
+use terok_shield_ruleset::portmap::{MapRange, ScopeElement};
 use terok_shield_ruleset::{Scoped, SetId};
 
 use super::netlink::{
@@ -36,6 +37,7 @@ const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
 const NFTA_SET_ELEM_EXPIRATION: u16 = 5;
 const NFTA_SET_ELEM_FLAGS: u16 = 3;
@@ -43,9 +45,19 @@ const NFTA_SET_ELEM_KEY_END: u16 = 10;
 const NFT_SET_ELEM_INTERVAL_END: u32 = 1;
 const NFTA_DATA_VALUE: u16 = 1;
 
-/// Keep each transaction under this many bytes: the default `wmem_default` is 212 992, and
-/// a batch larger than the socket's send buffer is refused ("Message too long").
+/// Each transaction stays under the socket's send buffer (a larger batch is refused,
+/// "Message too long"; the default `wmem_default` is 212 992, and a user namespace cannot
+/// enlarge it); this many bytes when the buffer cannot be read.
 const MAX_BATCH_BYTES: usize = 128 * 1024;
+/// The largest send buffer asked for (`SO_SNDBUFFORCE`, which needs CAP_NET_ADMIN in the
+/// initial user namespace: rootful only). Each transaction's commit walks every interval set
+/// it touched, whole (the kernel's rbtree), so fewer, larger transactions fill a large
+/// interval set much faster.
+const WANTED_SNDBUF: usize = 4 << 20;
+/// What a batch leaves free of the send buffer.
+const SNDBUF_SLACK: usize = 8 * 1024;
+/// The largest reply read: an acknowledgement, or a refusal echoing one message.
+const MAX_REPLY_BYTES: usize = 2 * MAX_NEST_BYTES + 16 * 1024;
 /// One message's element list: its attribute length is a u16.
 const MAX_NEST_BYTES: usize = 60 * 1024;
 
@@ -58,18 +70,29 @@ pub struct Loader {
     /// The size of the last request: a refusal echoes it, so a reply is at most this much
     /// more than a header (a small lookup needs no 192 KiB buffer).
     last_sent: std::cell::Cell<usize>,
+    /// The largest transaction this socket sends: its send buffer less some slack
+    /// ([`MAX_BATCH_BYTES`] when the buffer cannot be read).
+    batch_bytes: usize,
 }
 
 impl Loader {
     pub fn open() -> Result<Loader> {
-        Ok(Loader { fd: netlink::open(WHO)?, seq: 1, last_sent: std::cell::Cell::new(0) })
+        let fd = netlink::open(WHO)?;
+        use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+        // Refused without the capability: the default buffer stays.
+        let _ = setsockopt(&fd, sockopt::SndBufForce, &WANTED_SNDBUF);
+        let batch_bytes = match getsockopt(&fd, sockopt::SndBuf) {
+            Ok(sndbuf) => sndbuf.saturating_sub(SNDBUF_SLACK).clamp(16 * 1024, WANTED_SNDBUF),
+            Err(_) => MAX_BATCH_BYTES,
+        };
+        Ok(Loader { fd, seq: 1, last_sent: std::cell::Cell::new(0), batch_bytes })
     }
 
     /// Add `addresses` (all of the set's family) to the plain set `set` of our table, in as
     /// many transactions as needed.
     pub fn add(&mut self, set: SetId, addresses: &[IpAddr]) -> Result<()> {
         let per_element = 16 + if addresses.first().is_some_and(IpAddr::is_ipv6) { 16 } else { 4 };
-        let per_batch = (MAX_BATCH_BYTES / per_element).max(1);
+        let per_batch = (self.batch_bytes / per_element).max(1);
         for (i, chunk) in addresses.chunks(per_batch).enumerate() {
             self.transaction(set, chunk).map_err(|e| NetlinkError::Transaction {
                 index: i,
@@ -235,7 +258,8 @@ impl Loader {
     /// interval end, the address after its last (none when it reaches the top of the
     /// family's space), as nft sends them. In as many transactions as needed.
     pub fn add_networks(&mut self, set: SetId, nets: &[IpNet]) -> Result<()> {
-        let per_element = 2 * (28 + if set.is_v6() { 16 } else { 4 });
+        // A start (element, key) and an end (element, flags, key).
+        let per_element = 8 + 24 + 2 * if set.is_v6() { 16 } else { 4 };
         self.add_bulk(set, nets, per_element, |buf, flags, seq, part| interval_message(buf, flags, seq, set, part))
     }
 
@@ -248,7 +272,44 @@ impl Loader {
         })
     }
 
-    /// `items` into `set` in transactions of at most [`MAX_BATCH_BYTES`], each of
+    /// Add `ranges` (sorted, disjoint, of the map's family) to the port map `set`: each
+    /// range is its first address with its mark and, flagged as an interval end, the address
+    /// after its last (none at the top of the family's space). In as many transactions as
+    /// needed.
+    pub fn add_mapped(&mut self, set: SetId, ranges: &[MapRange]) -> Result<()> {
+        // A start (element, key, data) and an end (element, flags, key).
+        let per_element = 16 + 12 + 24 + 2 * if set.is_v6() { 16 } else { 4 };
+        let descending: Vec<MapRange> = ranges.iter().rev().copied().collect();
+        self.add_bulk(set, &descending, per_element, |buf, flags, seq, part| mapped_message(buf, flags, seq, set, part))
+    }
+
+    /// Add single addresses with their marks (`lo == hi`) to the address port map `set` (a
+    /// hash: one key and its data each).
+    pub fn add_mapped_hosts(&mut self, set: SetId, hosts: &[MapRange]) -> Result<()> {
+        // An element with its key and data.
+        let per_element = 12 + 12 + if set.is_v6() { 16 } else { 4 };
+        self.add_bulk(set, hosts, per_element, |buf, flags, seq, part| {
+            message(buf, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM, flags, seq, NFPROTO_INET, 0, |b| {
+                attr_str(b, NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
+                attr_str(b, NFTA_SET_ELEM_LIST_SET, set.name());
+                nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
+                    for h in part {
+                        nested(b, NFTA_LIST_ELEM, |b| {
+                            nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(h.lo)));
+                            nested(b, NFTA_SET_ELEM_DATA, |b| attr(b, NFTA_DATA_VALUE, &h.mark.to_ne_bytes()));
+                        });
+                    }
+                });
+            })
+        })
+    }
+
+    /// Add `elements` (`mark . protocol . ports`) to the scope set `set`.
+    pub fn add_scopes(&mut self, set: SetId, elements: &[ScopeElement]) -> Result<()> {
+        self.add_bulk(set, elements, 64, |buf, flags, seq, part| scopes_message(buf, flags, seq, set, part))
+    }
+
+    /// `items` into `set` in transactions of at most `batch_bytes`, each of
     /// `NEWSETELEM` messages of at most [`MAX_NEST_BYTES`] that `write` appends
     /// (`per_element`: the bytes one item takes), every message acknowledged.
     fn add_bulk<T>(
@@ -258,7 +319,7 @@ impl Loader {
         per_element: usize,
         write: impl Fn(&mut Vec<u8>, u16, u32, &[T]),
     ) -> Result<()> {
-        let per_batch = (MAX_BATCH_BYTES / per_element).max(1);
+        let per_batch = (self.batch_bytes / per_element).max(1);
         let per_message = (MAX_NEST_BYTES / per_element).max(1);
         for (i, chunk) in items.chunks(per_batch).enumerate() {
             let mut buf = Vec::with_capacity(chunk.len() * per_element + 256);
@@ -313,8 +374,25 @@ impl Loader {
         self.wait_acks(pending, set)
     }
 
+    /// True when the scoped set `set` holds an element with `element`'s key and key end
+    /// (one `GETSETELEM`: no transaction).
+    pub fn has_scoped(&mut self, set: SetId, element: &Scoped) -> Result<bool> {
+        let mut buf = Vec::with_capacity(160);
+        let seq = self.next_seq();
+        let e = std::slice::from_ref(element);
+        scoped_message(&mut buf, NFT_MSG_GETSETELEM, NLM_F_REQUEST | NLM_F_ACK, seq, set, e, None);
+        self.send(&buf)?;
+        match self.acks(vec![seq])? {
+            Ok(()) => Ok(true),
+            Err(Errno::ENOENT) => Ok(false),
+            Err(e) => Err(refused(set, e)),
+        }
+    }
+
     /// Delete the exact element `element` from the scoped set `set`; false when it was not
-    /// there.
+    /// there. (A refused transaction makes the kernel wait for an RCU grace period before it
+    /// answers, 8-12 ms here: ask [`Loader::has_scoped`] first where the element is likely
+    /// absent.)
     pub fn remove_scoped(&mut self, set: SetId, element: &Scoped) -> Result<bool> {
         match self.replace_scoped(set, std::slice::from_ref(element), &[], None) {
             Ok(()) => Ok(true),
@@ -341,7 +419,7 @@ impl Loader {
     /// Like [`Loader::acks`], handing the body of every other reply message to `data`.
     fn replies(&self, mut pending: Vec<u32>, data: &mut dyn FnMut(&[u8])) -> Result<std::result::Result<(), Errno>> {
         // An error reply echoes the whole request: room for a full batch and more.
-        let mut buf = vec![0u8; (self.last_sent.get() + 16 * 1024).min(MAX_BATCH_BYTES + 64 * 1024)];
+        let mut buf = vec![0u8; (self.last_sent.get() + 16 * 1024).min(MAX_REPLY_BYTES)];
         while !pending.is_empty() {
             let n = recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(netlink::sys(WHO, "recv"))?;
             for msg in netlink::messages(&buf[..n]) {
@@ -435,7 +513,12 @@ fn last_address(net: &IpNet) -> IpAddr {
 
 /// The address after `net`'s last one; `None` when `net` reaches the top of its family.
 fn after_last(net: &IpNet) -> Option<IpAddr> {
-    match last_address(net) {
+    next_address(last_address(net))
+}
+
+/// The address after `a`; `None` at the top of its family.
+fn next_address(a: IpAddr) -> Option<IpAddr> {
+    match a {
         IpAddr::V4(a) => u32::from(a).checked_add(1).map(|n| IpAddr::V4(n.into())),
         IpAddr::V6(a) => u128::from(a).checked_add(1).map(|n| IpAddr::V6(n.into())),
     }
@@ -464,6 +547,55 @@ fn interval_message(buf: &mut Vec<u8>, flags: u16, seq: u32, set: SetId, nets: &
                         nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(end)));
                     });
                 }
+            }
+        });
+    });
+}
+
+/// A `NEWSETELEM` message naming `ranges` as intervals of a map to marks.
+fn mapped_message(buf: &mut Vec<u8>, flags: u16, seq: u32, set: SetId, ranges: &[MapRange]) {
+    message(buf, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM, flags, seq, NFPROTO_INET, 0, |b| {
+        attr_str(b, NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
+        attr_str(b, NFTA_SET_ELEM_LIST_SET, set.name());
+        nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
+            for r in ranges {
+                if let Some(end) = next_address(r.hi) {
+                    nested(b, NFTA_LIST_ELEM, |b| {
+                        attr(b, NFTA_SET_ELEM_FLAGS, &NFT_SET_ELEM_INTERVAL_END.to_be_bytes());
+                        nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(end)));
+                    });
+                }
+                nested(b, NFTA_LIST_ELEM, |b| {
+                    nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(r.lo)));
+                    // A mark is a host-order integer in the kernel's registers.
+                    nested(b, NFTA_SET_ELEM_DATA, |b| attr(b, NFTA_DATA_VALUE, &r.mark.to_ne_bytes()));
+                });
+            }
+        });
+    });
+}
+
+/// The key of `mark . proto . port`, as the kernel lays out a concatenation with
+/// intervals: nft's rule turns the host-order mark to network order before the lookup.
+fn scope_key(mark: u32, proto: u8, port: u16) -> [u8; 12] {
+    let (m, p) = (mark.to_be_bytes(), port.to_be_bytes());
+    [m[0], m[1], m[2], m[3], proto, 0, 0, 0, p[0], p[1], 0, 0]
+}
+
+/// A `NEWSETELEM` message naming scope elements (each a key and a key end).
+fn scopes_message(buf: &mut Vec<u8>, flags: u16, seq: u32, set: SetId, elements: &[ScopeElement]) {
+    message(buf, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM, flags, seq, NFPROTO_INET, 0, |b| {
+        attr_str(b, NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
+        attr_str(b, NFTA_SET_ELEM_LIST_SET, set.name());
+        nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
+            for e in elements {
+                let proto = e.proto.number();
+                nested(b, NFTA_LIST_ELEM, |b| {
+                    nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &scope_key(e.mark, proto, e.ports.lo)));
+                    nested(b, NFTA_SET_ELEM_KEY_END, |b| {
+                        attr(b, NFTA_DATA_VALUE, &scope_key(e.mark, proto, e.ports.hi));
+                    });
+                });
             }
         });
     });
@@ -527,6 +659,9 @@ mod tests {
         assert_eq!(scoped_key(host.addr(), 6, 443).len(), 24);
         assert_eq!(after_last(&net).map(|a| a.to_string()).as_deref(), Some("198.51.101.0"));
         assert_eq!(after_last(&all), None);
+        // What `nft --debug=netlink` shows for 0x5e030002 . udp . 53: the mark in network
+        // order; a map's data (0x5e030002 : …) stays in host order.
+        assert_eq!(scope_key(0x5e03_0002, 17, 53), [0x5e, 3, 0, 2, 17, 0, 0, 0, 0, 53, 0, 0]);
         let top: IpNet = "ffff::/16".parse().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(after_last(&top), None);
     }

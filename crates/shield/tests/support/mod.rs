@@ -244,6 +244,50 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Like [`Lab::probe_port`] over TCP, from a socket whose packets carry `mark`
+    /// (`SO_MARK`): what a workload with CAP_NET_ADMIN could set.
+    pub fn probe_marked(&self, host: &str, port: u16, mark: u32, wait_s: u32) -> Probe {
+        const SCRIPT: &str = r#"
+import socket, sys
+host, port, mark, wait = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, 36, mark)
+s.settimeout(wait)
+try:
+    s.connect((host, port))
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    got = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    print(got.decode(errors="replace"))
+except socket.timeout:
+    print("timed out", file=sys.stderr)
+except OSError as e:
+    print(e.strerror, file=sys.stderr)
+"#;
+        let out = self
+            .client
+            .cmd("python3")
+            .args(["-c", SCRIPT, host, &port.to_string(), &mark.to_string(), &wait_s.to_string()])
+            .output()
+            .unwrap_or_else(|e| panic!("python3: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if stdout.contains("tshield-ok") {
+            Probe::Answered
+        } else if stderr.contains("timed out") || (stderr.is_empty() && stdout.is_empty()) {
+            Probe::TimedOut
+        } else {
+            Probe::Rejected(stderr)
+        }
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         for h in &mut self.httpd {
