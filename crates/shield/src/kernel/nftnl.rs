@@ -289,17 +289,13 @@ impl Loader {
         // An element with its key and data.
         let per_element = 12 + 12 + if set.is_v6() { 16 } else { 4 };
         self.add_bulk(set, hosts, per_element, |buf, flags, seq, part| {
-            message(buf, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM, flags, seq, NFPROTO_INET, 0, |b| {
-                attr_str(b, NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
-                attr_str(b, NFTA_SET_ELEM_LIST_SET, set.name());
-                nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
-                    for h in part {
-                        nested(b, NFTA_LIST_ELEM, |b| {
-                            nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(h.lo)));
-                            nested(b, NFTA_SET_ELEM_DATA, |b| attr(b, NFTA_DATA_VALUE, &h.mark.to_ne_bytes()));
-                        });
-                    }
-                });
+            elements_message(buf, NFT_MSG_NEWSETELEM, flags, seq, set, |b| {
+                for h in part {
+                    nested(b, NFTA_LIST_ELEM, |b| {
+                        nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(h.lo)));
+                        nested(b, NFTA_SET_ELEM_DATA, |b| attr(b, NFTA_DATA_VALUE, &h.mark.to_ne_bytes()));
+                    });
+                }
             })
         })
     }
@@ -440,6 +436,23 @@ fn refused(set: SetId, errno: Errno) -> NetlinkError {
     NetlinkError::SetRefused { set: set.name().to_string(), errno }
 }
 
+/// Append a set-element message (`NEW`/`GET`/`DELSETELEM`) of our table's `set`, its
+/// element list written by `elements`.
+fn elements_message(
+    buf: &mut Vec<u8>,
+    msg: u16,
+    flags: u16,
+    seq: u32,
+    set: SetId,
+    elements: impl FnOnce(&mut Vec<u8>),
+) {
+    message(buf, (NFNL_SUBSYS_NFTABLES << 8) | msg, flags, seq, NFPROTO_INET, 0, |b| {
+        attr_str(b, NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
+        attr_str(b, NFTA_SET_ELEM_LIST_SET, set.name());
+        nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, elements);
+    });
+}
+
 /// Append a set-element message (`NEW`/`GET`/`DELSETELEM`) naming `addresses`.
 fn element_message(buf: &mut Vec<u8>, msg: u16, flags: u16, seq: u32, set: SetId, addresses: &[IpAddr]) {
     timed_element_message(buf, msg, flags, seq, set, addresses, None);
@@ -455,23 +468,19 @@ fn timed_element_message(
     addresses: &[IpAddr],
     timeout: Option<Duration>,
 ) {
-    message(buf, (NFNL_SUBSYS_NFTABLES << 8) | msg, flags, seq, NFPROTO_INET, 0, |b| {
-        attr_str(b, NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
-        attr_str(b, NFTA_SET_ELEM_LIST_SET, set.name());
-        nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
-            for a in addresses {
-                nested(b, NFTA_LIST_ELEM, |b| {
-                    nested(b, NFTA_SET_ELEM_KEY, |b| match a {
-                        IpAddr::V4(v4) => attr(b, NFTA_DATA_VALUE, &v4.octets()),
-                        IpAddr::V6(v6) => attr(b, NFTA_DATA_VALUE, &v6.octets()),
-                    });
-                    if let Some(t) = timeout {
-                        let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
-                        attr(b, NFTA_SET_ELEM_TIMEOUT, &ms.to_be_bytes());
-                    }
+    elements_message(buf, msg, flags, seq, set, |b| {
+        for a in addresses {
+            nested(b, NFTA_LIST_ELEM, |b| {
+                nested(b, NFTA_SET_ELEM_KEY, |b| match a {
+                    IpAddr::V4(v4) => attr(b, NFTA_DATA_VALUE, &v4.octets()),
+                    IpAddr::V6(v6) => attr(b, NFTA_DATA_VALUE, &v6.octets()),
                 });
-            }
-        });
+                if let Some(t) = timeout {
+                    let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+                    attr(b, NFTA_SET_ELEM_TIMEOUT, &ms.to_be_bytes());
+                }
+            });
+        }
     });
 }
 
@@ -533,45 +542,37 @@ fn addr_bytes(a: IpAddr) -> Vec<u8> {
 
 /// A `NEWSETELEM` message naming `nets` as intervals of a single-field interval set.
 fn interval_message(buf: &mut Vec<u8>, flags: u16, seq: u32, set: SetId, nets: &[IpNet]) {
-    message(buf, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM, flags, seq, NFPROTO_INET, 0, |b| {
-        attr_str(b, NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
-        attr_str(b, NFTA_SET_ELEM_LIST_SET, set.name());
-        nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
-            for n in nets {
+    elements_message(buf, NFT_MSG_NEWSETELEM, flags, seq, set, |b| {
+        for n in nets {
+            nested(b, NFTA_LIST_ELEM, |b| {
+                nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(n.addr())));
+            });
+            if let Some(end) = after_last(n) {
                 nested(b, NFTA_LIST_ELEM, |b| {
-                    nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(n.addr())));
+                    attr(b, NFTA_SET_ELEM_FLAGS, &NFT_SET_ELEM_INTERVAL_END.to_be_bytes());
+                    nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(end)));
                 });
-                if let Some(end) = after_last(n) {
-                    nested(b, NFTA_LIST_ELEM, |b| {
-                        attr(b, NFTA_SET_ELEM_FLAGS, &NFT_SET_ELEM_INTERVAL_END.to_be_bytes());
-                        nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(end)));
-                    });
-                }
             }
-        });
+        }
     });
 }
 
 /// A `NEWSETELEM` message naming `ranges` as intervals of a map to marks.
 fn mapped_message(buf: &mut Vec<u8>, flags: u16, seq: u32, set: SetId, ranges: &[MapRange]) {
-    message(buf, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM, flags, seq, NFPROTO_INET, 0, |b| {
-        attr_str(b, NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
-        attr_str(b, NFTA_SET_ELEM_LIST_SET, set.name());
-        nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
-            for r in ranges {
-                if let Some(end) = next_address(r.hi) {
-                    nested(b, NFTA_LIST_ELEM, |b| {
-                        attr(b, NFTA_SET_ELEM_FLAGS, &NFT_SET_ELEM_INTERVAL_END.to_be_bytes());
-                        nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(end)));
-                    });
-                }
+    elements_message(buf, NFT_MSG_NEWSETELEM, flags, seq, set, |b| {
+        for r in ranges {
+            if let Some(end) = next_address(r.hi) {
                 nested(b, NFTA_LIST_ELEM, |b| {
-                    nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(r.lo)));
-                    // A mark is a host-order integer in the kernel's registers.
-                    nested(b, NFTA_SET_ELEM_DATA, |b| attr(b, NFTA_DATA_VALUE, &r.mark.to_ne_bytes()));
+                    attr(b, NFTA_SET_ELEM_FLAGS, &NFT_SET_ELEM_INTERVAL_END.to_be_bytes());
+                    nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(end)));
                 });
             }
-        });
+            nested(b, NFTA_LIST_ELEM, |b| {
+                nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &addr_bytes(r.lo)));
+                // A mark is a host-order integer in the kernel's registers.
+                nested(b, NFTA_SET_ELEM_DATA, |b| attr(b, NFTA_DATA_VALUE, &r.mark.to_ne_bytes()));
+            });
+        }
     });
 }
 
@@ -584,20 +585,16 @@ fn scope_key(mark: u32, proto: u8, port: u16) -> [u8; 12] {
 
 /// A `NEWSETELEM` message naming scope elements (each a key and a key end).
 fn scopes_message(buf: &mut Vec<u8>, flags: u16, seq: u32, set: SetId, elements: &[ScopeElement]) {
-    message(buf, (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM, flags, seq, NFPROTO_INET, 0, |b| {
-        attr_str(b, NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
-        attr_str(b, NFTA_SET_ELEM_LIST_SET, set.name());
-        nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
-            for e in elements {
-                let proto = e.proto.number();
-                nested(b, NFTA_LIST_ELEM, |b| {
-                    nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &scope_key(e.mark, proto, e.ports.lo)));
-                    nested(b, NFTA_SET_ELEM_KEY_END, |b| {
-                        attr(b, NFTA_DATA_VALUE, &scope_key(e.mark, proto, e.ports.hi));
-                    });
+    elements_message(buf, NFT_MSG_NEWSETELEM, flags, seq, set, |b| {
+        for e in elements {
+            let proto = e.proto.number();
+            nested(b, NFTA_LIST_ELEM, |b| {
+                nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &scope_key(e.mark, proto, e.ports.lo)));
+                nested(b, NFTA_SET_ELEM_KEY_END, |b| {
+                    attr(b, NFTA_DATA_VALUE, &scope_key(e.mark, proto, e.ports.hi));
                 });
-            }
-        });
+            });
+        }
     });
 }
 
@@ -611,26 +608,22 @@ fn scoped_message(
     elements: &[Scoped],
     timeout: Option<Duration>,
 ) {
-    message(buf, (NFNL_SUBSYS_NFTABLES << 8) | msg, flags, seq, NFPROTO_INET, 0, |b| {
-        attr_str(b, NFTA_SET_ELEM_LIST_TABLE, TABLE_NAME);
-        attr_str(b, NFTA_SET_ELEM_LIST_SET, set.name());
-        nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
-            for e in elements {
-                let proto = e.proto.number();
-                nested(b, NFTA_LIST_ELEM, |b| {
-                    nested(b, NFTA_SET_ELEM_KEY, |b| {
-                        attr(b, NFTA_DATA_VALUE, &scoped_key(e.net.addr(), proto, e.ports.lo));
-                    });
-                    nested(b, NFTA_SET_ELEM_KEY_END, |b| {
-                        attr(b, NFTA_DATA_VALUE, &scoped_key(last_address(&e.net), proto, e.ports.hi));
-                    });
-                    if let Some(t) = timeout {
-                        let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
-                        attr(b, NFTA_SET_ELEM_TIMEOUT, &ms.to_be_bytes());
-                    }
+    elements_message(buf, msg, flags, seq, set, |b| {
+        for e in elements {
+            let proto = e.proto.number();
+            nested(b, NFTA_LIST_ELEM, |b| {
+                nested(b, NFTA_SET_ELEM_KEY, |b| {
+                    attr(b, NFTA_DATA_VALUE, &scoped_key(e.net.addr(), proto, e.ports.lo));
                 });
-            }
-        });
+                nested(b, NFTA_SET_ELEM_KEY_END, |b| {
+                    attr(b, NFTA_DATA_VALUE, &scoped_key(last_address(&e.net), proto, e.ports.hi));
+                });
+                if let Some(t) = timeout {
+                    let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
+                    attr(b, NFTA_SET_ELEM_TIMEOUT, &ms.to_be_bytes());
+                }
+            });
+        }
     });
 }
 

@@ -231,20 +231,9 @@ impl Lab {
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(b"GET / HTTP/1.0\r\n\r\n");
         }
-        let out = child.wait_with_output().unwrap_or_else(|e| panic!("nc: {e}"));
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        if stdout.contains("tshield-ok") {
-            Probe::Answered
-        } else if stderr.contains("timed out") || (stderr.is_empty() && stdout.is_empty()) {
-            Probe::TimedOut
-        } else {
-            Probe::Rejected(stderr)
-        }
+        outcome(&child.wait_with_output().unwrap_or_else(|e| panic!("nc: {e}")))
     }
-}
 
-impl Lab {
     /// Like [`Lab::probe_port`] over TCP, from a socket whose packets carry `mark`
     /// (`SO_MARK`): what a workload with CAP_NET_ADMIN could set.
     pub fn probe_marked(&self, host: &str, port: u16, mark: u32, wait_s: u32) -> Probe {
@@ -276,15 +265,21 @@ except OSError as e:
             .args(["-c", SCRIPT, host, &port.to_string(), &mark.to_string(), &wait_s.to_string()])
             .output()
             .unwrap_or_else(|e| panic!("python3: {e}"));
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        if stdout.contains("tshield-ok") {
-            Probe::Answered
-        } else if stderr.contains("timed out") || (stderr.is_empty() && stdout.is_empty()) {
-            Probe::TimedOut
-        } else {
-            Probe::Rejected(stderr)
-        }
+        outcome(&out)
+    }
+}
+
+/// What a probe's output says: the test page, a timeout (or nothing at all), or the error
+/// the client printed.
+fn outcome(out: &std::process::Output) -> Probe {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if stdout.contains("tshield-ok") {
+        Probe::Answered
+    } else if stderr.contains("timed out") || (stderr.is_empty() && stdout.is_empty()) {
+        Probe::TimedOut
+    } else {
+        Probe::Rejected(stderr)
     }
 }
 
