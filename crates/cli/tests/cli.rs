@@ -144,11 +144,14 @@ fn preview_of_a_policy_shows_its_seeds() {
     h.write("config/profiles/mine.txt", "+198.51.100.10\n+[2001:db8::10]:443\n+web.example\n");
     let o = h.run(&["preview", "--profiles", "mine", "--allow", "198.51.100.0/28", "--deny", "198.51.100.10"]);
     assert_eq!(o.code, 0, "{o:?}");
+    // The port-scoped address goes to the project tier's address port map, its port to the
+    // scope set.
     assert!(
-        o.stdout.contains("add element inet terok_shield t40_project_allow_port_v6 { 2001:db8::10 . tcp . 443 }"),
+        o.stdout.contains("add element inet terok_shield t40_project_allow_porthost_v6 { 2001:db8::10 : 0x5e400001 }"),
         "{}",
         o.stdout
     );
+    assert!(o.stdout.contains("add element inet terok_shield t40_project_allow_scopes { 0x5e400001 . tcp . 443 }"));
     assert!(o.stdout.contains("add element inet terok_shield t40_project_allow_net_v4 { 198.51.100.0/28 }"));
     assert!(o.stdout.contains("add element inet terok_shield t20_security_deny_v4 { 198.51.100.10 }"));
     assert!(
