@@ -44,6 +44,25 @@ pub fn reap_if_gone(dir: &std::path::Path, is_it: impl Fn(i32) -> bool + Copy) -
     find(is_it).into_iter().map(|pid| terminate(pid, is_it)).collect()
 }
 
+/// Wait up to `within` for `pid` to be gone or a zombie: a process loses its command line
+/// (its memory) before it closes its files, so a listener that no longer reads as ours may
+/// still hold its sockets for a moment. True when it is gone.
+pub fn wait_gone(pid: i32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()));
+        if matches!(state, None | Some('Z' | 'X')) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// TERM `pid`, poll `is_it` every 2 ms for up to 2 s, then KILL. `Stale` when the TERM
 /// could not be sent.
 pub fn terminate(pid: i32, is_it: impl Fn(i32) -> bool) -> Stopped {
@@ -64,6 +83,17 @@ pub fn terminate(pid: i32, is_it: impl Fn(i32) -> bool) -> Stopped {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wait_gone_sees_an_exited_child() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap_or_else(|e| panic!("{e}"));
+        let pid = child.id() as i32;
+        assert!(!wait_gone(pid, Duration::from_millis(20)), "a running child is not gone");
+        let _ = child.kill();
+        assert!(wait_gone(pid, Duration::from_secs(2)), "a killed child is a zombie, then gone");
+        let _ = child.wait();
+        assert!(wait_gone(pid, Duration::ZERO));
+    }
 
     #[test]
     fn terminate_a_child() {

@@ -100,7 +100,10 @@ pub fn reap_orphans(bundle: &Bundle) -> Vec<Stopped> {
 
 /// Stop the running dnsmasq (if any) and start it again with the current configuration.
 pub fn restart(bundle: &Bundle, binary: &Path) -> Result<i32> {
-    stop(bundle)?;
+    // The new one binds the same addresses: wait until the old one has closed them.
+    if let Stopped::Terminated(pid) | Stopped::Killed(pid) = stop(bundle)? {
+        procs::wait_gone(pid, Duration::from_secs(2));
+    }
     // A killed dnsmasq may still look like ours for a moment; without its pid file, start
     // launches the new one instead of taking the dying one for it.
     let _ = std::fs::remove_file(bundle.path(DNSMASQ_PID));
