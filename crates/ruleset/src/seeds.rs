@@ -2,7 +2,7 @@
 
 use terok_shield_policy::{Effective, IpNet, Ports, Target, Tier};
 
-use crate::portmap::{self, PortMap};
+use crate::portmap::{self, MapRange, PortMap};
 use crate::scoped::{canonical, Scoped};
 use crate::sets::{SetId, SetKind};
 
@@ -131,17 +131,29 @@ pub fn seed_statements(seeds: &Seeds, max_addresses: usize, max_networks: usize)
             out.push(crate::script::add_elements(set, chunk).trim_end().to_string());
         }
     }
-    let load = port_load(seeds);
-    for (tier, map) in &load.maps {
-        for v6 in [false, true] {
-            for (set, ranges, max) in [
-                (SetId::port_map(*tier, v6), map.ranges(v6), max_networks),
-                (SetId::port_hosts(*tier, v6), map.hosts(v6), max_addresses),
-            ] {
-                let Some(set) = set else { continue };
-                for chunk in ranges.chunks(max.max(1)) {
-                    out.push(crate::script::add_mapped(set, chunk).trim_end().to_string());
-                }
+    out.extend(port_statements(&port_load(seeds), None, max_addresses, max_networks));
+    out
+}
+
+/// The maps of `tier` that `map` loads into, each with its elements: per family the
+/// network ranges, then the single addresses.
+pub fn map_elements(tier: Tier, map: &PortMap) -> impl Iterator<Item = (SetId, &[MapRange])> {
+    [false, true]
+        .into_iter()
+        .flat_map(move |v6| [(SetId::port_map(tier, v6), map.ranges(v6)), (SetId::port_hosts(tier, v6), map.hosts(v6))])
+        .filter_map(|(set, ranges)| Some((set?, ranges)))
+}
+
+/// `add element` statements for `load` (only the tier `only`, when given), at most
+/// `max_addresses` elements per statement into an address map and `max_networks` into the
+/// other maps and sets; none for an empty one.
+pub fn port_statements(load: &PortLoad, only: Option<Tier>, max_addresses: usize, max_networks: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for (tier, map) in load.maps.iter().filter(|(t, _)| only.is_none_or(|o| o == *t)) {
+        for (set, ranges) in map_elements(*tier, map) {
+            let max = if set.kind() == SetKind::PortHostMap { max_addresses } else { max_networks };
+            for chunk in ranges.chunks(max.max(1)) {
+                out.push(crate::script::add_mapped(set, chunk).trim_end().to_string());
             }
         }
         if let Some(set) = SetId::scopes(*tier) {
@@ -150,9 +162,9 @@ pub fn seed_statements(seeds: &Seeds, max_addresses: usize, max_networks: usize)
             }
         }
     }
-    for (set, elements) in load.sets {
+    for (set, elements) in load.sets.iter().filter(|(s, _)| only.is_none_or(|o| s.tier() == Some(o))) {
         for chunk in elements.chunks(max_networks.max(1)) {
-            out.push(crate::script::add_scoped(set, chunk).trim_end().to_string());
+            out.push(crate::script::add_scoped(*set, chunk).trim_end().to_string());
         }
     }
     out

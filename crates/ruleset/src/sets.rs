@@ -174,6 +174,14 @@ impl SetId {
         Some(SetId(PORTMAP_BASE + 5 * map_index(tier)? + 2 + u8::from(v6)))
     }
 
+    /// Every set and map a tier's port-scoped entries can be in (its port-scoped sets, port
+    /// maps and scope set); none for the live overlay.
+    pub fn port_structures(tier: Tier) -> Vec<SetId> {
+        let per_family =
+            [false, true].map(|v6| [SetId::scoped(tier, v6), SetId::port_map(tier, v6), SetId::port_hosts(tier, v6)]);
+        per_family.into_iter().flatten().chain([SetId::scopes(tier)]).flatten().collect()
+    }
+
     /// The scope set of an authored tier's port maps; `None` where [`SetId::port_map`] is.
     pub fn scopes(tier: Tier) -> Option<SetId> {
         Some(SetId(PORTMAP_BASE + 5 * map_index(tier)? + 4))

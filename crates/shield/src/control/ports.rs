@@ -76,27 +76,10 @@ impl Container<'_> {
         after.live = overlay.to_vec();
         let seeds = terok_shield_ruleset::Seeds::default().with_ports(&after.effective());
         let load = terok_shield_ruleset::seeds::port_load(&seeds);
-        let scoped = [false, true].map(|v6| SetId::scoped(tier, v6));
-        let maps = [false, true].map(|v6| SetId::port_map(tier, v6));
-        let hosts = [false, true].map(|v6| SetId::port_hosts(tier, v6));
-        let all: Vec<SetId> =
-            scoped.into_iter().chain(maps).chain(hosts).chain([SetId::scopes(tier)]).flatten().collect();
-        let mut text = script::flush(&all);
-        for (_, map) in load.maps.iter().filter(|(t, _)| *t == tier) {
-            for v6 in [false, true] {
-                let i = usize::from(v6);
-                for (set, ranges) in [(maps[i], map.ranges(v6)), (hosts[i], map.hosts(v6))] {
-                    if let Some(set) = set.filter(|_| !ranges.is_empty()) {
-                        text.push_str(&script::add_mapped(set, ranges));
-                    }
-                }
-            }
-            if let Some(set) = SetId::scopes(tier).filter(|_| !map.scopes.is_empty()) {
-                text.push_str(&script::add_scopes(set, &map.scopes));
-            }
-        }
-        for (set, elements) in load.sets.iter().filter(|(s, e)| s.tier() == Some(tier) && !e.is_empty()) {
-            text.push_str(&script::add_scoped(*set, elements));
+        let mut text = script::flush(&SetId::port_structures(tier));
+        for stmt in terok_shield_ruleset::seeds::port_statements(&load, Some(tier), usize::MAX, usize::MAX) {
+            text.push_str(&stmt);
+            text.push('\n');
         }
         nft.apply(&text)?;
         Ok(())

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use terok_shield_policy::IpNet;
-use terok_shield_ruleset::seeds::{port_load, set_elements};
+use terok_shield_ruleset::seeds::{map_elements, port_load, port_statements, set_elements};
 use terok_shield_ruleset::verify::{verify, VerifyError};
 use terok_shield_ruleset::{render_table, script, NetFacts, Posture, Seeds, SetId, SetKind};
 
@@ -272,57 +272,33 @@ impl<'a> Nft<'a> {
             }
         }
         let load = port_load(seeds);
-        for (tier, map) in &load.maps {
-            let maps = [false, true]
-                .into_iter()
-                .flat_map(|v6| {
-                    [
-                        SetId::port_map(*tier, v6).map(|s| (s, map.ranges(v6))),
-                        SetId::port_hosts(*tier, v6).map(|s| (s, map.hosts(v6))),
-                    ]
-                })
-                .collect::<Vec<_>>();
-            let scopes = SetId::scopes(*tier);
-            if self.namespaces.is_some() {
-                for (set, ranges) in maps.into_iter().flatten() {
-                    for chunk in ranges.chunks(BATCH_NETWORKS) {
-                        self.apply(&script::add_mapped(set, chunk))?;
-                    }
-                }
-                if let Some(set) = scopes {
-                    for chunk in map.scopes.chunks(BATCH_NETWORKS) {
-                        self.apply(&script::add_scopes(set, chunk))?;
-                    }
-                }
-                continue;
+        if self.namespaces.is_some() {
+            for stmt in port_statements(&load, None, BATCH_NETWORKS, BATCH_NETWORKS) {
+                self.apply(&stmt)?;
             }
-            let loader = match &mut netlink {
-                Some(l) => l,
-                None => netlink.insert(super::nftnl::Loader::open()?),
-            };
-            for (set, ranges) in maps.into_iter().flatten().filter(|(_, r)| !r.is_empty()) {
+            return Ok(listing);
+        }
+        if load.maps.is_empty() && load.sets.iter().all(|(_, e)| e.is_empty()) {
+            return Ok(listing);
+        }
+        let loader = match &mut netlink {
+            Some(l) => l,
+            None => netlink.insert(super::nftnl::Loader::open()?),
+        };
+        for (tier, map) in &load.maps {
+            for (set, ranges) in map_elements(*tier, map).filter(|(_, r)| !r.is_empty()) {
                 if set.kind() == SetKind::PortHostMap {
                     loader.add_mapped_hosts(set, ranges)?;
                 } else {
                     loader.add_mapped(set, ranges)?;
                 }
             }
-            if let Some(set) = scopes {
+            if let Some(set) = SetId::scopes(*tier) {
                 loader.add_scopes(set, &map.scopes)?;
             }
         }
-        for (set, elements) in load.sets.into_iter().filter(|(_, e)| !e.is_empty()) {
-            if self.namespaces.is_some() {
-                for chunk in elements.chunks(BATCH_NETWORKS) {
-                    self.apply(&script::add_scoped(set, chunk))?;
-                }
-                continue;
-            }
-            let loader = match &mut netlink {
-                Some(l) => l,
-                None => netlink.insert(super::nftnl::Loader::open()?),
-            };
-            loader.add_scoped(set, &elements, None)?;
+        for (set, elements) in load.sets.iter().filter(|(_, e)| !e.is_empty()) {
+            loader.add_scoped(*set, elements, None)?;
         }
         Ok(listing)
     }
