@@ -92,6 +92,20 @@ impl IpNet {
         }
     }
 
+    /// The network's last address (its first is [`IpNet::addr`]).
+    pub fn last(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let host = u32::MAX.checked_shr(u32::from(self.prefix)).unwrap_or(0);
+                IpAddr::V4((u32::from(a) | host).into())
+            }
+            IpAddr::V6(a) => {
+                let host = u128::MAX.checked_shr(u32::from(self.prefix)).unwrap_or(0);
+                IpAddr::V6((u128::from(a) | host).into())
+            }
+        }
+    }
+
     /// True when the two networks share at least one address.
     pub fn overlaps(&self, other: &IpNet) -> bool {
         self.contains(other) || other.contains(self)

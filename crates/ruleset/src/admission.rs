@@ -120,7 +120,7 @@ impl Elements {
         let parsed = match words {
             [key, ":", value, ..] => (|| {
                 let (lo, hi) = match Element::parse(key)? {
-                    Element::Net(n) => bounds(n),
+                    Element::Net(n) => (n.addr(), n.last()),
                     Element::Range(lo, hi) => (lo, hi),
                 };
                 Some((lo, hi, mark(value)?))
@@ -137,20 +137,6 @@ impl Elements {
 /// A mark as nft prints it (`0x5e400001`).
 fn mark(word: &str) -> Option<u32> {
     u32::from_str_radix(word.strip_prefix("0x")?, 16).ok()
-}
-
-/// The first and last address of a network.
-fn bounds(net: IpNet) -> (IpAddr, IpAddr) {
-    match net.addr() {
-        IpAddr::V4(a) => {
-            let host = u32::MAX.checked_shr(u32::from(net.prefix())).unwrap_or(0);
-            (IpAddr::V4(a), IpAddr::V4((u32::from(a) | host).into()))
-        }
-        IpAddr::V6(a) => {
-            let host = u128::MAX.checked_shr(u32::from(net.prefix())).unwrap_or(0);
-            (IpAddr::V6(a), IpAddr::V6((u128::from(a) | host).into()))
-        }
-    }
 }
 
 /// What the interpreter knows of the packet mark. A flow's packet is judged with mark 0:

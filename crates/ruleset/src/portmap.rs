@@ -162,13 +162,13 @@ fn tier_code(tier: Tier) -> u32 {
     }
 }
 
+/// A network's first and last address as numbers (IPv4 in the low 32 bits).
 fn bounds(net: &IpNet) -> (u128, u128) {
-    let (addr, bits) = match net.addr() {
-        IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
-        IpAddr::V6(a) => (u128::from(a), 128),
+    let number = |a: IpAddr| match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
     };
-    let host = u128::MAX.checked_shr(128 - bits + u32::from(net.prefix())).unwrap_or(0);
-    (addr, addr | host)
+    (number(net.addr()), number(net.last()))
 }
 
 fn address(v6: bool, n: u128) -> IpAddr {

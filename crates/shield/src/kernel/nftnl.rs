@@ -506,23 +506,9 @@ fn scoped_key(addr: IpAddr, proto: u8, port: u16) -> Vec<u8> {
     k
 }
 
-/// The last address of a network.
-fn last_address(net: &IpNet) -> IpAddr {
-    match net.addr() {
-        IpAddr::V4(a) => {
-            let host = u32::MAX.checked_shr(u32::from(net.prefix())).unwrap_or(0);
-            IpAddr::V4((u32::from(a) | host).into())
-        }
-        IpAddr::V6(a) => {
-            let host = u128::MAX.checked_shr(u32::from(net.prefix())).unwrap_or(0);
-            IpAddr::V6((u128::from(a) | host).into())
-        }
-    }
-}
-
 /// The address after `net`'s last one; `None` when `net` reaches the top of its family.
 fn after_last(net: &IpNet) -> Option<IpAddr> {
-    next_address(last_address(net))
+    next_address(net.last())
 }
 
 /// The address after `a`; `None` at the top of its family.
@@ -616,7 +602,7 @@ fn scoped_message(
                     attr(b, NFTA_DATA_VALUE, &scoped_key(e.net.addr(), proto, e.ports.lo));
                 });
                 nested(b, NFTA_SET_ELEM_KEY_END, |b| {
-                    attr(b, NFTA_DATA_VALUE, &scoped_key(last_address(&e.net), proto, e.ports.hi));
+                    attr(b, NFTA_DATA_VALUE, &scoped_key(e.net.last(), proto, e.ports.hi));
                 });
                 if let Some(t) = timeout {
                     let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
@@ -644,11 +630,11 @@ mod tests {
         // What `nft --debug=netlink` sends for 198.51.100.0/24 . udp . 8000-8100.
         let net: IpNet = "198.51.100.0/24".parse().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(scoped_key(net.addr(), 17, 8000), [198, 51, 100, 0, 17, 0, 0, 0, 0x1f, 0x40, 0, 0]);
-        assert_eq!(last_address(&net).to_string(), "198.51.100.255");
+        assert_eq!(net.last().to_string(), "198.51.100.255");
         let host: IpNet = "2001:db8::1".parse().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(last_address(&host), host.addr());
+        assert_eq!(host.last(), host.addr());
         let all: IpNet = "0.0.0.0/0".parse().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(last_address(&all).to_string(), "255.255.255.255");
+        assert_eq!(all.last().to_string(), "255.255.255.255");
         assert_eq!(scoped_key(host.addr(), 6, 443).len(), 24);
         assert_eq!(after_last(&net).map(|a| a.to_string()).as_deref(), Some("198.51.101.0"));
         assert_eq!(after_last(&all), None);
